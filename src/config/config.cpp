@@ -1,0 +1,199 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <sstream>
+
+namespace llmdion {
+
+std::vector<ConfigField> config_fields(Config& c) {
+  return {
+      {"run.out_dir", &c.run.out_dir},
+      {"run.seed", &c.run.seed, 0, 9.2e18},
+      {"model.vocab_size", &c.model.vocab_size, 1, 1 << 30},
+      {"model.seq_len", &c.model.seq_len, 1, 1 << 20},
+      {"data.train", &c.data.train},
+      {"data.val", &c.data.val},
+      {"data.order", &c.data.order, 0, 0, {"sequential", "shuffled"}},
+      {"train.micro_batch", &c.train.micro_batch, 1, 1 << 20},
+      {"train.batch_tokens", &c.train.batch_tokens, 0, 1e15},
+  };
+}
+
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); j++) row[j] = j;
+  for (size_t i = 1; i <= a.size(); i++) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); j++) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string format_number(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, end);
+}
+
+// Sets one key from its text form; `source` names where the text came from.
+void assign(std::vector<ConfigField>& fields, const std::string& key, const std::string& text,
+            const std::string& source) {
+  auto field = std::find_if(fields.begin(), fields.end(), [&](const ConfigField& f) { return f.key == key; });
+  if (field == fields.end()) {
+    std::string message = "unknown config key '" + key + "' in " + source;
+    const ConfigField* closest = nullptr;
+    size_t best = 4;
+    for (const ConfigField& f : fields) {
+      size_t d = edit_distance(key, f.key);
+      if (d < best) best = d, closest = &f;
+    }
+    if (closest) message += " (did you mean '" + closest->key + "'?)";
+    throw ConfigError(message);
+  }
+  auto bad = [&](const std::string& expected) {
+    return ConfigError("config key '" + key + "' in " + source + ": expected " + expected + ", got '" + text + "'");
+  };
+  auto check_range = [&](double v) {
+    if (v < field->min || v > field->max)
+      throw ConfigError("config key '" + key + "' in " + source + ": " + text + " is out of range [" +
+                        format_number(field->min) + ", " + format_number(field->max) + "]");
+  };
+  if (auto* p = std::get_if<int64_t*>(&field->value)) {
+    int64_t v;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+      // Also accept integral scientific forms such as 2e6.
+      double d;
+      auto [dend, dec] = std::from_chars(text.data(), text.data() + text.size(), d);
+      if (dec != std::errc() || dend != text.data() + text.size() || d != std::floor(d) || std::fabs(d) > 9e15)
+        throw bad("an integer");
+      v = int64_t(d);
+    }
+    check_range(double(v));
+    **p = v;
+  } else if (auto* p = std::get_if<double*>(&field->value)) {
+    double v;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v)) throw bad("a number");
+    check_range(v);
+    **p = v;
+  } else if (auto* p = std::get_if<bool*>(&field->value)) {
+    std::string lower = text;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    if (lower == "true" || lower == "yes" || lower == "on") **p = true;
+    else if (lower == "false" || lower == "no" || lower == "off") **p = false;
+    else throw bad("true or false");
+  } else {
+    const auto& choices = field->choices;
+    if (!choices.empty() && std::find(choices.begin(), choices.end(), text) == choices.end()) {
+      std::string list;
+      for (const std::string& c : choices) list += (list.empty() ? "" : " | ") + c;
+      throw bad("one of " + list);
+    }
+    *std::get<std::string*>(field->value) = text;
+  }
+}
+
+void assign_tree(std::vector<ConfigField>& fields, const YAML::Node& node, const std::string& key,
+                 const std::string& source) {
+  if (node.IsMap()) {
+    if (!key.empty()) {
+      // A section must be one, not a leaf written as a map.
+      bool is_section = std::any_of(fields.begin(), fields.end(),
+                                    [&](const ConfigField& f) { return f.key.rfind(key + ".", 0) == 0; });
+      if (!is_section) assign(fields, key, "{...}", source);
+    }
+    for (const auto& entry : node) {
+      const std::string name = entry.first.as<std::string>();
+      assign_tree(fields, entry.second, key.empty() ? name : key + "." + name, source);
+    }
+  } else if (node.IsScalar()) {
+    bool is_section = std::any_of(fields.begin(), fields.end(),
+                                  [&](const ConfigField& f) { return f.key.rfind(key + ".", 0) == 0; });
+    if (is_section) throw ConfigError("config key '" + key + "' in " + source + " is a section: give its keys below it");
+    assign(fields, key, node.Scalar(), source);
+  } else if (node.IsSequence()) {
+    throw ConfigError("config key '" + key + "' in " + source + ": expected a single value, got a list");
+  } else if (!key.empty()) {
+    throw ConfigError("config key '" + key + "' in " + source + " has no value");
+  }
+}
+
+}  // namespace
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Config config;
+  std::vector<ConfigField> fields = config_fields(config);
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError("cannot read config file '" + path + "'");
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("config file '" + path + "' is not valid YAML: line " + std::to_string(e.mark.line + 1) +
+                      ": " + e.msg);
+  }
+  if (!root.IsNull() && !root.IsMap()) throw ConfigError("config file '" + path + "' must be a map of sections");
+  assign_tree(fields, root, "", "'" + path + "'");
+  for (const std::string& o : overrides) {
+    const size_t eq = o.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw ConfigError("override '--set " + o + "' must have the form key.path=value");
+    std::string value = o.substr(eq + 1);
+    try {
+      YAML::Node parsed = YAML::Load(value);
+      if (parsed.IsScalar()) value = parsed.Scalar();
+    } catch (const YAML::Exception&) {
+      // keep the raw text; assign() reports what is wrong with it
+    }
+    assign(fields, o.substr(0, eq), value, "--set " + o);
+  }
+  return config;
+}
+
+std::string config_to_yaml(const Config& config) {
+  Config copy = config;
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  std::string section;
+  for (const ConfigField& f : config_fields(copy)) {
+    const std::string head = f.key.substr(0, f.key.find('.'));
+    if (head != section) {
+      if (!section.empty()) out << YAML::EndMap;
+      out << YAML::Key << head << YAML::Value << YAML::BeginMap;
+      section = head;
+    }
+    out << YAML::Key << f.key.substr(f.key.find('.') + 1) << YAML::Value;
+    if (auto* p = std::get_if<int64_t*>(&f.value)) out << std::to_string(**p);
+    else if (auto* p = std::get_if<double*>(&f.value)) out << format_number(**p);
+    else if (auto* p = std::get_if<bool*>(&f.value)) out << (**p ? "true" : "false");
+    else out << YAML::DoubleQuoted << *std::get<std::string*>(f.value);
+  }
+  if (!section.empty()) out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+int64_t grad_accum_steps(const Config& config, int world_size) {
+  const int64_t micro_tokens = config.train.micro_batch * config.model.seq_len * world_size;
+  if (config.train.batch_tokens == 0) return 1;
+  if (config.train.batch_tokens % micro_tokens != 0)
+    throw ConfigError("train.batch_tokens (" + std::to_string(config.train.batch_tokens) +
+                      ") must be a multiple of train.micro_batch x model.seq_len x ranks (" +
+                      std::to_string(config.train.micro_batch) + " x " + std::to_string(config.model.seq_len) +
+                      " x " + std::to_string(world_size) + " = " + std::to_string(micro_tokens) + ")");
+  return config.train.batch_tokens / micro_tokens;
+}
+
+}  // namespace llmdion

@@ -1,0 +1,31 @@
+#include "core/atomic_file.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+namespace llmdion {
+
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  const std::string temp = path + ".tmp." + std::to_string(getpid());
+  try {
+    {
+      std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+      if (!out) throw std::runtime_error("cannot create '" + temp + "': " + std::strerror(errno));
+      write(out);
+      out.flush();
+      if (!out) throw std::runtime_error("cannot write '" + temp + "' (disk full?)");
+    }
+    if (std::rename(temp.c_str(), path.c_str()) != 0)
+      throw std::runtime_error("cannot rename '" + temp + "' to '" + path + "': " + std::strerror(errno));
+  } catch (...) {
+    std::remove(temp.c_str());
+    throw;
+  }
+}
+
+}  // namespace llmdion

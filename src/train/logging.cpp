@@ -1,0 +1,33 @@
+#include "train/logging.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace llmdion {
+
+void setup_logging(int rank, const std::string& out_dir) {
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  std::vector<spdlog::sink_ptr> sinks{console};
+  if (rank == 0) {
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(out_dir + "/train.log"));
+  } else {
+    console->set_level(spdlog::level::warn);
+  }
+  auto logger = std::make_shared<spdlog::logger>("llm.dion", sinks.begin(), sinks.end());
+  logger->set_pattern(rank == 0 ? "[%H:%M:%S] %^%l%$ %v" : "[%H:%M:%S] %^%l%$ rank " + std::to_string(rank) + ": %v");
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+void log_fatal_error(int rank, const std::string& out_dir, const std::string& message) {
+  spdlog::error("{}", message);
+  if (rank == 0 || out_dir.empty()) return;  // rank 0's train.log already has it
+  try {
+    spdlog::basic_logger_mt("rank_error", out_dir + "/train.rank" + std::to_string(rank) + ".log")->error(message);
+  } catch (const spdlog::spdlog_ex&) {
+    // the console line above is all that can be done
+  }
+}
+
+}  // namespace llmdion

@@ -1,0 +1,13 @@
+// Rank-aware logging through spdlog: rank 0 prints progress to the console and to
+// out_dir/train.log; other ranks print only warnings and errors, and write their
+// fatal error to out_dir/train.rank<r>.log so a failure on any rank is on disk.
+#pragma once
+
+#include <string>
+
+namespace llmdion {
+
+void setup_logging(int rank, const std::string& out_dir);
+void log_fatal_error(int rank, const std::string& out_dir, const std::string& message);
+
+}  // namespace llmdion

@@ -1,0 +1,85 @@
+// Config loading: defaults, overrides, and one clear error per kind of mistake.
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "test_util.h"
+
+namespace llmdion {
+namespace {
+
+// Expects load_config to fail with a message containing every word given.
+void expect_config_error(const std::string& yaml, const std::vector<std::string>& overrides,
+                         const std::vector<std::string>& words) {
+  test::ScratchDir dir;
+  test::write_text(dir / "run.yaml", yaml);
+  try {
+    load_config(dir / "run.yaml", overrides);
+    ADD_FAILURE() << "no error for:\n" << yaml;
+  } catch (const ConfigError& e) {
+    for (const std::string& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << "no '" << w << "' in: " << e.what();
+  }
+}
+
+TEST(Config, file_values_and_overrides_apply_in_order) {
+  test::ScratchDir dir;
+  test::write_text(dir / "run.yaml", "model:\n  seq_len: 128\ntrain:\n  micro_batch: 4\n  batch_tokens: 2e3\n");
+  Config c = load_config(dir / "run.yaml", {"train.micro_batch=2", "data.order=sequential", "train.micro_batch=3",
+                                            "run.out_dir='out/a b'"});
+  EXPECT_EQ(c.model.seq_len, 128);
+  EXPECT_EQ(c.train.micro_batch, 3);
+  EXPECT_EQ(c.train.batch_tokens, 2000);
+  EXPECT_EQ(c.data.order, "sequential");
+  EXPECT_EQ(c.run.out_dir, "out/a b");
+  EXPECT_EQ(c.model.vocab_size, Config{}.model.vocab_size);  // untouched keys keep defaults
+}
+
+TEST(Config, resolved_yaml_reloads_to_the_same_config) {
+  test::ScratchDir dir;
+  test::write_text(dir / "run.yaml", "run:\n  seed: 42\n  out_dir: \"x: y\"\ndata:\n  order: sequential\n");
+  const Config c = load_config(dir / "run.yaml", {"model.seq_len=64"});
+  const std::string yaml = config_to_yaml(c);
+  test::write_text(dir / "resolved.yaml", yaml);
+  const Config again = load_config(dir / "resolved.yaml");
+  EXPECT_EQ(config_to_yaml(again), yaml);
+  EXPECT_EQ(again.run.seed, 42);
+  EXPECT_EQ(again.run.out_dir, "x: y");
+  EXPECT_EQ(again.model.seq_len, 64);
+}
+
+TEST(Config, unknown_key_names_key_file_and_suggestion) {
+  expect_config_error("model:\n  seq_lenn: 5\n", {}, {"unknown config key 'model.seq_lenn'", "run.yaml", "model.seq_len"});
+  expect_config_error("", {"trian.micro_batch=3"}, {"unknown config key 'trian.micro_batch'", "--set", "train.micro_batch"});
+  expect_config_error("modle: 3\n", {}, {"unknown config key 'modle'"});
+}
+
+TEST(Config, wrong_types_and_ranges_name_the_key) {
+  expect_config_error("model:\n  seq_len: abc\n", {}, {"'model.seq_len'", "run.yaml", "expected an integer", "abc"});
+  expect_config_error("model:\n  seq_len: 1.5\n", {}, {"'model.seq_len'", "expected an integer"});
+  expect_config_error("model:\n  seq_len: 0\n", {}, {"'model.seq_len'", "out of range"});
+  expect_config_error("data:\n  order: random\n", {}, {"'data.order'", "sequential | shuffled"});
+  expect_config_error("model:\n  seq_len: [1, 2]\n", {}, {"'model.seq_len'", "list"});
+  expect_config_error("model:\n  seq_len:\n", {}, {"'model.seq_len'", "no value"});
+  expect_config_error("model: 5\n", {}, {"'model'", "section"});
+  expect_config_error("model:\n  seq_len:\n    x: 1\n", {}, {"'model.seq_len'", "expected an integer"});
+  expect_config_error("", {"train.micro_batch"}, {"key.path=value"});
+  expect_config_error("", {"train.micro_batch=-1"}, {"'train.micro_batch'", "out of range"});
+}
+
+TEST(Config, bad_yaml_and_missing_file_are_clear) {
+  expect_config_error("model:\n  seq_len: [1, 2\n", {}, {"not valid YAML", "line"});
+  EXPECT_THROW(load_config("/nonexistent/run.yaml"), ConfigError);
+}
+
+TEST(Config, batch_tokens_must_be_whole_micro_batches) {
+  Config c;
+  c.model.seq_len = 64, c.train.micro_batch = 4;
+  c.train.batch_tokens = 0;
+  EXPECT_EQ(grad_accum_steps(c, 2), 1);
+  c.train.batch_tokens = 4 * 64 * 2 * 3;
+  EXPECT_EQ(grad_accum_steps(c, 2), 3);
+  c.train.batch_tokens = 1000;
+  EXPECT_THROW(grad_accum_steps(c, 2), ConfigError);
+}
+
+}  // namespace
+}  // namespace llmdion
