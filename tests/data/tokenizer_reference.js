@@ -7,7 +7,8 @@
 // "<tiktoken ids>|<gpt-3-encoder ids>", ids separated by spaces.
 const fs = require("fs");
 const path = require("path");
-const [cache, casesPath, outPath] = process.argv.slice(2);
+const [cacheArg, casesPath, outPath] = process.argv.slice(2);
+const cache = path.resolve(cacheArg);
 const { get_encoding } = require(path.join(cache, "tiktoken"));
 const gpt3 = require(path.join(cache, "gpt-3-encoder"));
 const tiktoken = get_encoding("gpt2");

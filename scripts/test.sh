@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh Debian machine: install and build, fetch the
+# corpus, vocabulary and reference encoders (npm), then run every ctest label
+# (unit, mpi, gpu; gpu tests skip with a message where no GPU is present).
+# Extra arguments go to ctest (e.g. -L unit, -R Tokenizer).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh
+bash data/prepare_sotu.sh
+bash data/npm_fetch.sh tiktoken@1.0.22
+cd build
+ctest --output-on-failure -j "$(nproc)" "$@"
