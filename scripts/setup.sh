@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 packages=(cmake g++ make libyaml-cpp-dev libspdlog-dev libcli11-dev libopenmpi-dev openmpi-bin
-          libopenblas-dev libgtest-dev python3)
+          libopenblas-openmp-dev libgtest-dev python3)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()

@@ -1,0 +1,137 @@
+#include "model/cpu/cpu_gpt.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "model/cpu/kernels.h"
+
+namespace llmdion::cpu {
+
+template <typename Real>
+CpuGpt<Real>::CpuGpt(const GptShape& shape, int64_t batch_size, int64_t seq_len)
+    : shape_(shape), layout_(gpt_layout(shape)), B_(batch_size), T_(seq_len) {
+  if (seq_len > shape.seq_len)
+    throw std::invalid_argument("sequence length " + std::to_string(seq_len) + " exceeds the model's " +
+                                std::to_string(shape.seq_len));
+  const int64_t N = B_ * T_, C = shape.d_model, L = shape.n_layer, H = shape.mlp_hidden;
+  const int64_t NH = shape.n_head, Vp = shape.padded_vocab;
+  params.assign(layout_.num_params, 0);
+  grads.assign(layout_.num_params, 0);
+  inputs_.resize(N);
+  targets_.resize(N);
+  residual_.resize((L + 1) * N * C);
+  ln1_.resize(L * N * C), ln1_mean_.resize(L * N), ln1_rstd_.resize(L * N);
+  qkv_.resize(L * N * 3 * C), attn_probs_.resize(L * B_ * NH * T_ * T_), attn_y_.resize(L * N * C);
+  residual_mid_.resize(L * N * C);
+  ln2_.resize(L * N * C), ln2_mean_.resize(L * N), ln2_rstd_.resize(L * N);
+  fc_.resize(L * N * H), fc_gelu_.resize(L * N * H);
+  lnf_.resize(N * C), lnf_mean_.resize(N), lnf_rstd_.resize(N), logits_.resize(N * Vp), losses_.resize(N);
+  d_residual_.resize(N * C), d_ln_.resize(N * C), d_qkv_.resize(N * 3 * C), d_attn_y_.resize(N * C);
+  d_fc_.resize(N * H), d_attn_scratch_.resize(int64_t(omp_get_max_threads()) * T_ * T_);
+}
+
+template <typename Real>
+int64_t CpuGpt<Real>::activation_floats() const {
+  int64_t n = 0;
+  for (const std::vector<Real>* v : {&residual_, &ln1_, &ln1_mean_, &ln1_rstd_, &qkv_, &attn_probs_, &attn_y_,
+                                     &residual_mid_, &ln2_, &ln2_mean_, &ln2_rstd_, &fc_, &fc_gelu_, &lnf_, &lnf_mean_,
+                                     &lnf_rstd_, &logits_, &losses_, &d_residual_, &d_ln_, &d_qkv_, &d_attn_y_,
+                                     &d_fc_, &d_attn_scratch_})
+    n += int64_t(v->size());
+  return n;
+}
+
+template <typename Real>
+Real CpuGpt<Real>::forward(const int32_t* inputs, const int32_t* targets) {
+  const int64_t N = B_ * T_, C = shape_.d_model, H = shape_.mlp_hidden, NH = shape_.n_head;
+  const int64_t V = shape_.vocab_size, Vp = shape_.padded_vocab;
+  const Real* p = params.data();
+  auto at = [&](int64_t offset) { return offset < 0 ? nullptr : p + offset; };
+  std::copy(inputs, inputs + N, inputs_.begin());
+  if (targets) std::copy(targets, targets + N, targets_.begin());
+
+  embedding_forward(residual_.data(), inputs, p + layout_.wte, p + layout_.wpe, B_, T_, C);
+  for (int64_t l = 0; l < shape_.n_layer; l++) {
+    const BlockOffsets& w = layout_.blocks[l];
+    const Real* x = residual_.data() + l * N * C;
+    Real* ln1 = ln1_.data() + l * N * C;
+    Real* qkv = qkv_.data() + l * N * 3 * C;
+    Real* y = attn_y_.data() + l * N * C;
+    Real* mid = residual_mid_.data() + l * N * C;
+    Real* ln2 = ln2_.data() + l * N * C;
+    Real* fc = fc_.data() + l * N * H;
+    Real* fc_gelu = fc_gelu_.data() + l * N * H;
+    Real* next = residual_.data() + (l + 1) * N * C;
+
+    layernorm_forward(ln1, ln1_mean_.data() + l * N, ln1_rstd_.data() + l * N, x, p + w.ln1_w, at(w.ln1_b), N, C);
+    matmul_forward(qkv, ln1, p + w.qkv_w, at(w.qkv_b), N, C, 3 * C, false);
+    attention_forward(y, attn_probs_.data() + l * B_ * NH * T_ * T_, qkv, B_, T_, C, NH);
+    std::copy(x, x + N * C, mid);
+    matmul_forward(mid, y, p + w.attn_out_w, at(w.attn_out_b), N, C, C, true);
+    layernorm_forward(ln2, ln2_mean_.data() + l * N, ln2_rstd_.data() + l * N, mid, p + w.ln2_w, at(w.ln2_b), N, C);
+    matmul_forward(fc, ln2, p + w.fc_w, at(w.fc_b), N, C, H, false);
+    gelu_forward(fc_gelu, fc, N * H);
+    std::copy(mid, mid + N * C, next);
+    matmul_forward(next, fc_gelu, p + w.proj_w, at(w.proj_b), N, H, C, true);
+  }
+  const Real* last = residual_.data() + shape_.n_layer * N * C;
+  layernorm_forward(lnf_.data(), lnf_mean_.data(), lnf_rstd_.data(), last, p + layout_.lnf_w, at(layout_.lnf_b), N, C);
+  matmul_forward(logits_.data(), lnf_.data(), p + layout_.head_w, static_cast<const Real*>(nullptr), N, C, Vp, false);
+  softmax_cross_entropy_forward(losses_.data(), logits_.data(), targets, N, V, Vp);
+  if (!targets) return 0;
+  double total = 0;  // in row order: the same sum on every run
+  for (int64_t n = 0; n < N; n++) total += double(losses_[n]);
+  return Real(total / double(N));
+}
+
+template <typename Real>
+void CpuGpt<Real>::backward(Real loss_scale) {
+  const int64_t N = B_ * T_, C = shape_.d_model, H = shape_.mlp_hidden, NH = shape_.n_head;
+  const int64_t V = shape_.vocab_size, Vp = shape_.padded_vocab;
+  const Real* p = params.data();
+  Real* g = grads.data();
+  auto grad_at = [&](int64_t offset) { return offset < 0 ? nullptr : g + offset; };
+  Real* d_res = d_residual_.data();
+
+  // Head: dlogits overwrites the probabilities.
+  softmax_cross_entropy_backward(logits_.data(), targets_.data(), loss_scale / Real(N), N, V, Vp);
+  matmul_backward(d_ln_.data(), g + layout_.head_w, static_cast<Real*>(nullptr), logits_.data(), lnf_.data(),
+                  p + layout_.head_w, N, C, Vp);
+  std::fill(d_residual_.begin(), d_residual_.end(), Real(0));
+  const Real* last = residual_.data() + shape_.n_layer * N * C;
+  layernorm_backward(d_res, g + layout_.lnf_w, grad_at(layout_.lnf_b), d_ln_.data(), last, p + layout_.lnf_w,
+                     lnf_mean_.data(), lnf_rstd_.data(), N, C);
+
+  // Blocks, last to first; d_res holds d loss / d (this block's output).
+  for (int64_t l = shape_.n_layer - 1; l >= 0; l--) {
+    const BlockOffsets& w = layout_.blocks[l];
+    const Real* x = residual_.data() + l * N * C;
+    const Real* ln1 = ln1_.data() + l * N * C;
+    const Real* qkv = qkv_.data() + l * N * 3 * C;
+    const Real* y = attn_y_.data() + l * N * C;
+    const Real* mid = residual_mid_.data() + l * N * C;
+    const Real* ln2 = ln2_.data() + l * N * C;
+    const Real* fc = fc_.data() + l * N * H;
+    const Real* fc_gelu = fc_gelu_.data() + l * N * H;
+
+    matmul_backward(d_fc_.data(), g + w.proj_w, grad_at(w.proj_b), d_res, fc_gelu, p + w.proj_w, N, H, C);
+    gelu_backward(d_fc_.data(), fc, d_fc_.data(), N * H);
+    matmul_backward(d_ln_.data(), g + w.fc_w, grad_at(w.fc_b), d_fc_.data(), ln2, p + w.fc_w, N, C, H);
+    layernorm_backward(d_res, g + w.ln2_w, grad_at(w.ln2_b), d_ln_.data(), mid, p + w.ln2_w, ln2_mean_.data() + l * N,
+                       ln2_rstd_.data() + l * N, N, C);
+    matmul_backward(d_attn_y_.data(), g + w.attn_out_w, grad_at(w.attn_out_b), d_res, y, p + w.attn_out_w, N, C, C);
+    attention_backward(d_qkv_.data(), d_attn_scratch_.data(), d_attn_y_.data(), qkv,
+                       attn_probs_.data() + l * B_ * NH * T_ * T_, B_, T_, C, NH);
+    matmul_backward(d_ln_.data(), g + w.qkv_w, grad_at(w.qkv_b), d_qkv_.data(), ln1, p + w.qkv_w, N, C, 3 * C);
+    layernorm_backward(d_res, g + w.ln1_w, grad_at(w.ln1_b), d_ln_.data(), x, p + w.ln1_w, ln1_mean_.data() + l * N,
+                       ln1_rstd_.data() + l * N, N, C);
+  }
+  embedding_backward(g + layout_.wte, g + layout_.wpe, d_res, inputs_.data(), B_, T_, C);
+}
+
+template class CpuGpt<float>;
+template class CpuGpt<double>;
+
+}  // namespace llmdion::cpu

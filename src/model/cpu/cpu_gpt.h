@@ -1,0 +1,52 @@
+// GPT-2 forward and backward on the CPU for one fixed micro-batch shape B x T,
+// in fp32 (training) or fp64 (gradient checks). All activation memory is
+// planned at construction; a step allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/gpt.h"
+
+namespace llmdion::cpu {
+
+template <typename Real>
+class CpuGpt {
+ public:
+  CpuGpt(const GptShape& shape, int64_t batch_size, int64_t seq_len);
+
+  // Forward pass; with targets, returns the mean cross-entropy over the B*T
+  // positions (without, returns 0 and only the probabilities are computed).
+  Real forward(const int32_t* inputs, const int32_t* targets);
+  // Backward of the last forward (which had targets): grads += loss_scale * d(mean loss)/d(params).
+  void backward(Real loss_scale);
+
+  const GptShape& shape() const { return shape_; }
+  const GptLayout& layout() const { return layout_; }
+  int64_t batch_size() const { return B_; }
+  int64_t seq_len() const { return T_; }
+  // Next-token probabilities [B*T, Vp] of the last forward (until backward overwrites them).
+  const Real* probs() const { return logits_.data(); }
+  int64_t activation_floats() const;
+
+  std::vector<Real> params, grads;  // flat buffers in layout order
+
+ private:
+  GptShape shape_;
+  GptLayout layout_;
+  int64_t B_, T_;
+  std::vector<int32_t> inputs_, targets_;
+  // Saved activations; per-layer tensors hold n_layer slices.
+  std::vector<Real> residual_;        // (L+1) x N x C: block inputs, then the final residual
+  std::vector<Real> ln1_, ln1_mean_, ln1_rstd_, qkv_, attn_probs_, attn_y_;
+  std::vector<Real> residual_mid_;    // L x N x C: after the attention branch
+  std::vector<Real> ln2_, ln2_mean_, ln2_rstd_, fc_, fc_gelu_;
+  std::vector<Real> lnf_, lnf_mean_, lnf_rstd_, logits_, losses_;
+  // Backward scratch, reused by every layer.
+  std::vector<Real> d_residual_, d_ln_, d_qkv_, d_attn_y_, d_fc_, d_attn_scratch_;
+};
+
+extern template class CpuGpt<float>;
+extern template class CpuGpt<double>;
+
+}  // namespace llmdion::cpu

@@ -1,0 +1,178 @@
+// The CPU GPT-2 against independent references: central finite differences on
+// the float64 path, and the float32 path against the float64 one.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/rng.h"
+#include "model/cpu/cpu_gpt.h"
+
+namespace llmdion {
+namespace {
+
+GptShape tiny_shape(bool tied, bool bias) {
+  GptShape s;
+  s.n_layer = 2, s.n_head = 2, s.d_model = 8, s.seq_len = 6, s.vocab_size = 50;
+  s.padded_vocab = padded_vocab_size(s.vocab_size);
+  s.mlp_hidden = 4 * s.d_model;
+  s.tied_embeddings = tied, s.bias = bias;
+  return s;
+}
+
+struct Batch {
+  std::vector<int32_t> inputs, targets;
+};
+
+Batch random_batch(const GptShape& s, int64_t B, int64_t T, uint64_t seed) {
+  SplitMix64 rng{seed};
+  Batch b;
+  for (int64_t i = 0; i < B * T; i++) {
+    b.inputs.push_back(int32_t(rng.below(s.vocab_size)));
+    b.targets.push_back(int32_t(rng.below(s.vocab_size)));
+  }
+  return b;
+}
+
+// GPT-2 init, then every parameter perturbed so that LayerNorm weights, biases
+// and the rest all carry distinct, nonzero values (padding rows stay zero).
+std::vector<float> test_params(const GptShape& s, const GptLayout& layout, uint64_t seed) {
+  std::vector<float> p(layout.num_params);
+  gpt_init(s, layout, seed, p);
+  SplitMix64 rng{seed + 1};
+  for (const ParamTensor& t : layout.tensors) {
+    const bool vocab_rows = t.offset == layout.wte || t.role == ParamRole::kHead;
+    for (int64_t i = 0; i < t.numel(); i++) {
+      if (vocab_rows && i >= int64_t(s.vocab_size) * s.d_model) continue;
+      p[t.offset + i] += float((double(rng.next() >> 11) / 9007199254740992.0 - 0.5) * 0.2);
+    }
+  }
+  return p;
+}
+
+class CpuGptGradients : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
+
+TEST_P(CpuGptGradients, every_tensor_matches_central_differences_in_float64) {
+  const auto [tied, bias] = GetParam();
+  const GptShape s = tiny_shape(tied, bias);
+  const int64_t B = 2, T = 5;
+  cpu::CpuGpt<double> model(s, B, T);
+  const std::vector<float> init = test_params(s, model.layout(), 3);
+  model.params.assign(init.begin(), init.end());
+  const Batch batch = random_batch(s, B, T, 9);
+  model.forward(batch.inputs.data(), batch.targets.data());
+  model.backward(1.0);
+  const std::vector<double> analytic = model.grads;
+
+  const double h = 1e-5;
+  SplitMix64 pick{17};
+  for (const ParamTensor& t : model.layout().tensors) {
+    // Up to 24 entries per tensor, chosen at random (the first and last always).
+    std::vector<int64_t> entries = {0, t.numel() - 1};
+    for (int k = 0; k < 22 && k < t.numel(); k++) entries.push_back(int64_t(pick.below(uint64_t(t.numel()))));
+    double diff2 = 0, ref2 = 0;
+    for (int64_t e : entries) {
+      double& w = model.params[t.offset + e];
+      const double saved = w;
+      w = saved + h;
+      const double plus = model.forward(batch.inputs.data(), batch.targets.data());
+      w = saved - h;
+      const double minus = model.forward(batch.inputs.data(), batch.targets.data());
+      w = saved;
+      const double numeric = (plus - minus) / (2 * h);
+      diff2 += (numeric - analytic[t.offset + e]) * (numeric - analytic[t.offset + e]);
+      ref2 += numeric * numeric;
+    }
+    if (ref2 < 1e-24) {  // a gradient that is zero in exact arithmetic (attn.k.bias: softmax ignores it)
+      EXPECT_LT(std::sqrt(diff2), 1e-12) << t.name;
+      continue;
+    }
+    EXPECT_LT(std::sqrt(diff2 / ref2), 1e-6) << t.name << ": |fd - analytic| / |fd| over " << entries.size()
+                                             << " entries";
+  }
+  // Padded vocabulary rows never receive gradient.
+  for (int64_t i = int64_t(s.vocab_size) * s.d_model; i < int64_t(s.padded_vocab) * s.d_model; i++)
+    ASSERT_EQ(analytic[model.layout().wte + i], 0.0) << "wte padding entry " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CpuGptGradients,
+                         ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "tied" : "untied") +
+                                  (std::get<1>(info.param) ? "_bias" : "_nobias");
+                         });
+
+double relative_error(const float* ours, const double* ref, int64_t n) {
+  double diff2 = 0, ref2 = 0;
+  for (int64_t i = 0; i < n; i++) {
+    diff2 += (double(ours[i]) - ref[i]) * (double(ours[i]) - ref[i]);
+    ref2 += ref[i] * ref[i];
+  }
+  return ref2 == 0 ? std::sqrt(diff2) : std::sqrt(diff2 / ref2);
+}
+
+TEST(CpuGpt, float32_path_matches_float64_path_within_1e_5) {
+  GptShape s = tiny_shape(true, true);
+  s.n_layer = 3, s.d_model = 32, s.n_head = 4, s.mlp_hidden = 128, s.seq_len = 16, s.vocab_size = 300;
+  s.padded_vocab = padded_vocab_size(s.vocab_size);
+  const int64_t B = 3, T = 16;
+  cpu::CpuGpt<float> f32(s, B, T);
+  cpu::CpuGpt<double> f64(s, B, T);
+  f32.params = test_params(s, f32.layout(), 5);
+  f64.params.assign(f32.params.begin(), f32.params.end());
+  const Batch batch = random_batch(s, B, T, 2);
+  const float loss32 = f32.forward(batch.inputs.data(), batch.targets.data());
+  const double loss64 = f64.forward(batch.inputs.data(), batch.targets.data());
+  EXPECT_LT(std::fabs(loss32 - loss64) / loss64, 1e-6) << loss32 << " vs " << loss64;
+  f32.backward(1.0f);
+  f64.backward(1.0);
+  double all2 = 0;
+  for (double g : f64.grads) all2 += g * g;
+  for (const ParamTensor& t : f32.layout().tensors) {
+    double ref2 = 0, ours2 = 0;
+    for (int64_t i = 0; i < t.numel(); i++) {
+      ref2 += f64.grads[t.offset + i] * f64.grads[t.offset + i];
+      ours2 += double(f32.grads[t.offset + i]) * f32.grads[t.offset + i];
+    }
+    if (ref2 < 1e-20 * all2) {  // zero in exact arithmetic (attn.k.bias): only rounding is left
+      EXPECT_LT(std::sqrt(ours2 / all2), 1e-6) << t.name;
+      continue;
+    }
+    EXPECT_LT(relative_error(f32.grads.data() + t.offset, f64.grads.data() + t.offset, t.numel()), 1e-5) << t.name;
+  }
+}
+
+TEST(CpuGpt, same_inputs_give_bitwise_same_loss_and_gradients) {
+  const GptShape s = tiny_shape(false, true);
+  cpu::CpuGpt<float> a(s, 2, 6), b(s, 2, 6);
+  a.params = b.params = test_params(s, a.layout(), 8);
+  const Batch batch = random_batch(s, 2, 6, 4);
+  EXPECT_EQ(a.forward(batch.inputs.data(), batch.targets.data()), b.forward(batch.inputs.data(), batch.targets.data()));
+  a.backward(1.0f);
+  b.backward(1.0f);
+  EXPECT_EQ(a.grads, b.grads);
+}
+
+TEST(CpuGpt, backward_accumulates_across_micro_batches) {
+  const GptShape s = tiny_shape(true, false);
+  cpu::CpuGpt<double> model(s, 2, 6);
+  const std::vector<float> init = test_params(s, model.layout(), 1);
+  model.params.assign(init.begin(), init.end());
+  const Batch first = random_batch(s, 2, 6, 10), second = random_batch(s, 2, 6, 11);
+  model.forward(first.inputs.data(), first.targets.data());
+  model.backward(0.5);
+  model.forward(second.inputs.data(), second.targets.data());
+  model.backward(0.5);
+  const std::vector<double> accumulated = model.grads;
+  std::fill(model.grads.begin(), model.grads.end(), 0.0);
+  model.forward(first.inputs.data(), first.targets.data());
+  model.backward(1.0);
+  const std::vector<double> only_first = model.grads;
+  std::fill(model.grads.begin(), model.grads.end(), 0.0);
+  model.forward(second.inputs.data(), second.targets.data());
+  model.backward(1.0);
+  for (size_t i = 0; i < accumulated.size(); i++)
+    ASSERT_NEAR(accumulated[i], 0.5 * (only_first[i] + model.grads[i]), 1e-12) << "parameter " << i;
+}
+
+}  // namespace
+}  // namespace llmdion
