@@ -79,8 +79,8 @@ Real CpuGpt<Real>::forward(const int32_t* inputs, const int32_t* targets) {
   const Real* last = residual_.data() + shape_.n_layer * N * C;
   layernorm_forward(lnf_.data(), lnf_mean_.data(), lnf_rstd_.data(), last, p + layout_.lnf_w, at(layout_.lnf_b), N, C);
   matmul_forward(logits_.data(), lnf_.data(), p + layout_.head_w, static_cast<const Real*>(nullptr), N, C, Vp, false);
-  softmax_cross_entropy_forward(losses_.data(), logits_.data(), targets, N, V, Vp);
   if (!targets) return 0;
+  softmax_cross_entropy_forward(losses_.data(), logits_.data(), targets, N, V, Vp);
   double total = 0;  // in row order: the same sum on every run
   for (int64_t n = 0; n < N; n++) total += double(losses_[n]);
   return Real(total / double(N));

@@ -15,8 +15,9 @@ class CpuGpt {
  public:
   CpuGpt(const GptShape& shape, int64_t batch_size, int64_t seq_len);
 
-  // Forward pass; with targets, returns the mean cross-entropy over the B*T
-  // positions (without, returns 0 and only the probabilities are computed).
+  // Forward pass. With targets: returns the mean cross-entropy over the B*T
+  // positions and leaves the probabilities in outputs(). Without (targets null):
+  // returns 0 and leaves the raw logits in outputs().
   Real forward(const int32_t* inputs, const int32_t* targets);
   // Backward of the last forward (which had targets): grads += loss_scale * d(mean loss)/d(params).
   void backward(Real loss_scale);
@@ -25,8 +26,9 @@ class CpuGpt {
   const GptLayout& layout() const { return layout_; }
   int64_t batch_size() const { return B_; }
   int64_t seq_len() const { return T_; }
-  // Next-token probabilities [B*T, Vp] of the last forward (until backward overwrites them).
-  const Real* probs() const { return logits_.data(); }
+  // [B*T, Vp] of the last forward: probabilities or logits (see forward), until
+  // backward overwrites them with the logits' gradient.
+  const Real* outputs() const { return logits_.data(); }
   int64_t activation_floats() const;
 
   std::vector<Real> params, grads;  // flat buffers in layout order

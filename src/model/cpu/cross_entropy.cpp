@@ -16,10 +16,10 @@ void softmax_cross_entropy_forward(Real* losses, Real* logits_to_probs, const in
     Real* row = logits_to_probs + n * Vp;
     Real max = row[0];
     for (int64_t i = 1; i < V; i++) max = std::max(max, row[i]);
-    const Real target_logit = targets ? row[targets[n]] : Real(0);
+    const Real target_logit = row[targets[n]];
     Real sum = 0;
     for (int64_t i = 0; i < V; i++) sum += (row[i] = std::exp(row[i] - max));
-    if (targets) losses[n] = std::log(sum) + max - target_logit;
+    losses[n] = std::log(sum) + max - target_logit;
     const Real inv_sum = Real(1) / sum;
     for (int64_t i = 0; i < V; i++) row[i] *= inv_sum;
     for (int64_t i = V; i < Vp; i++) row[i] = 0;

@@ -54,7 +54,7 @@ void gelu_forward(Real* out, const Real* inp, int64_t n);
 template <typename Real>
 void gelu_backward(Real* dinp, const Real* inp, const Real* dout, int64_t n);
 
-// cross_entropy.cpp: softmax over the first V of Vp logits, loss = -log p[target] (targets may be null)
+// cross_entropy.cpp: softmax over the first V of Vp logits, loss = -log p[target]
 template <typename Real>
 void softmax_cross_entropy_forward(Real* losses, Real* logits_to_probs, const int32_t* targets, int64_t N, int64_t V,
                                    int64_t Vp);
