@@ -37,7 +37,7 @@ def hub_documents(kind, version):
 
 
 def local_documents(path):
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
             if line.strip():
                 try:
@@ -68,12 +68,13 @@ def main():
     process = subprocess.Popen(command, stdin=subprocess.PIPE)
     try:
         for text in documents:
-            process.stdin.write((json.dumps({"text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
+            process.stdin.write((json.dumps({"text": text}) + "\n").encode("ascii"))
         process.stdin.close()
     except BrokenPipeError:
         pass  # tokenize stopped early and says why
     except BaseException:
-        process.kill()  # tokenize removes its unfinished shards
+        process.terminate()  # on SIGTERM tokenize removes its unfinished shards
+        process.wait()
         raise
     sys.exit(process.wait())
 

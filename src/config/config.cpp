@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <sstream>
 
 namespace llmdion {
 
@@ -76,8 +75,8 @@ void assign(std::vector<ConfigField>& fields, const std::string& key, const std:
       // Also accept integral scientific forms such as 2e6.
       double d;
       auto [dend, dec] = std::from_chars(text.data(), text.data() + text.size(), d);
-      if (dec != std::errc() || dend != text.data() + text.size() || d != std::floor(d) || std::fabs(d) > 9e15)
-        throw bad("an integer");
+      if (dec != std::errc() || dend != text.data() + text.size() || d != std::floor(d)) throw bad("an integer");
+      check_range(d);
       v = int64_t(d);
     }
     check_range(double(v));
@@ -112,7 +111,7 @@ void assign_tree(std::vector<ConfigField>& fields, const YAML::Node& node, const
       // A section must be one, not a leaf written as a map.
       bool is_section = std::any_of(fields.begin(), fields.end(),
                                     [&](const ConfigField& f) { return f.key.rfind(key + ".", 0) == 0; });
-      if (!is_section) assign(fields, key, "{...}", source);
+      if (!is_section) throw ConfigError("config key '" + key + "' in " + source + ": expected a single value, got a map");
     }
     for (const auto& entry : node) {
       const std::string name = entry.first.as<std::string>();
@@ -150,14 +149,14 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     const size_t eq = o.find('=');
     if (eq == std::string::npos || eq == 0)
       throw ConfigError("override '--set " + o + "' must have the form key.path=value");
-    std::string value = o.substr(eq + 1);
+    const std::string key = o.substr(0, eq);
+    YAML::Node value;
     try {
-      YAML::Node parsed = YAML::Load(value);
-      if (parsed.IsScalar()) value = parsed.Scalar();
-    } catch (const YAML::Exception&) {
-      // keep the raw text; assign() reports what is wrong with it
+      value = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+      throw ConfigError("override '--set " + o + "' is not a valid YAML value: " + e.msg);
     }
-    assign(fields, o.substr(0, eq), value, "--set " + o);
+    assign_tree(fields, value, key, "--set " + o);
   }
   return config;
 }

@@ -1,5 +1,6 @@
 #include "core/atomic_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +21,10 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
       out.flush();
       if (!out) throw std::runtime_error("cannot write '" + temp + "' (disk full?)");
     }
+    const int fd = open(temp.c_str(), O_RDONLY);
+    const bool synced = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0) close(fd);
+    if (!synced) throw std::runtime_error("cannot flush '" + temp + "' to disk: " + std::strerror(errno));
     if (std::rename(temp.c_str(), path.c_str()) != 0)
       throw std::runtime_error("cannot rename '" + temp + "' to '" + path + "': " + std::strerror(errno));
   } catch (...) {

@@ -7,8 +7,10 @@ namespace llmdion {
 namespace {
 
 struct JsonReader {
+  static constexpr int kMaxDepth = 512;
   std::string_view s;
   size_t pos = 0;
+  int depth = 0;
 
   [[noreturn]] void fail(const std::string& what) const {
     throw JsonError(what + " at byte " + std::to_string(pos));
@@ -111,6 +113,12 @@ struct JsonReader {
   void skip_value() {
     skip_space();
     if (pos >= s.size()) fail("expected a value");
+    if (depth >= kMaxDepth) fail("nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    struct Nesting {
+      int& depth;
+      Nesting(int& d) : depth(++d) {}
+      ~Nesting() { --depth; }
+    } nesting(depth);
     char c = s[pos];
     if (c == '"') {
       string_value();

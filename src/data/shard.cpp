@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -15,6 +17,9 @@
 namespace llmdion {
 
 ShardInfo read_shard_info(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw DataError("shard '" + path + "' is not a regular file");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw DataError("cannot open shard '" + path + "': " + std::strerror(errno));
   const int64_t file_bytes = in.tellg();
@@ -24,7 +29,7 @@ ShardInfo read_shard_info(const std::string& path) {
                     std::to_string(header_bytes) + "-byte header: truncated or not a shard");
   int32_t header[kShardHeaderInts];
   in.seekg(0);
-  in.read(reinterpret_cast<char*>(header), header_bytes);
+  if (!in.read(reinterpret_cast<char*>(header), header_bytes)) throw DataError("cannot read shard '" + path + "'");
 
   ShardInfo info{path, 0, header[2]};
   if (header[0] == kShardMagicU16) {
@@ -52,6 +57,9 @@ ShardInfo read_shard_info(const std::string& path) {
 }
 
 void write_shard(const std::string& path, std::span<const uint32_t> tokens, int token_bytes) {
+  if (tokens.size() > size_t(INT32_MAX))
+    throw DataError("shard '" + path + "' would hold " + std::to_string(tokens.size()) +
+                    " tokens; llm.c's header counts at most " + std::to_string(INT32_MAX));
   int32_t header[kShardHeaderInts] = {};
   header[0] = token_bytes == 2 ? kShardMagicU16 : kShardMagicU32;
   header[1] = token_bytes == 2 ? kShardVersionU16 : kShardVersionU32;

@@ -100,16 +100,6 @@ size_t piece_end(std::string_view s, size_t pos) {
 
 }  // namespace
 
-std::vector<std::string_view> gpt2_pretokenize(std::string_view text) {
-  std::vector<std::string_view> pieces;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t end = piece_end(text, pos);
-    pieces.push_back(text.substr(pos, end - pos));
-    pos = end;
-  }
-  return pieces;
-}
-
 Gpt2Tokenizer Gpt2Tokenizer::load(const std::string& encoder_json_path, const std::string& vocab_bpe_path) {
   const std::vector<int> byte_of = unicode_to_byte_table();
   Gpt2Tokenizer tok;
@@ -136,6 +126,8 @@ Gpt2Tokenizer Gpt2Tokenizer::load(const std::string& encoder_json_path, const st
     tok.token_bytes_[id] = token_string_to_bytes(token, byte_of, encoder_json_path);
     id_of_bytes[tok.token_bytes_[id]] = uint32_t(id);
   }
+  if (tok.token_bytes_[tok.eot_id_] != "<|endoftext|>")
+    throw std::runtime_error("tokenizer file '" + encoder_json_path + "' has no <|endoftext|> token");
   for (int b = 0; b < 256; b++) {
     auto it = id_of_bytes.find(std::string(1, char(b)));
     if (it == id_of_bytes.end())
@@ -146,7 +138,8 @@ Gpt2Tokenizer Gpt2Tokenizer::load(const std::string& encoder_json_path, const st
 
   std::istringstream merges(read_file(vocab_bpe_path));
   std::string line;
-  std::getline(merges, line);  // "#version: 0.2"
+  if (!std::getline(merges, line) || !line.starts_with("#version"))
+    throw std::runtime_error("tokenizer file '" + vocab_bpe_path + "' does not start with a '#version' line");
   uint32_t rank = 0;
   while (std::getline(merges, line)) {
     if (line.empty()) continue;

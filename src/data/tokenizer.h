@@ -58,10 +58,6 @@ class Gpt2Tokenizer {
   uint32_t eot_id_ = 0;
 };
 
-// Splits valid UTF-8 text into the pre-tokenizer's pieces (step 1 above);
-// exposed for tests.
-std::vector<std::string_view> gpt2_pretokenize(std::string_view text);
-
 }  // namespace llmdion
 
 namespace llmdion {

@@ -8,11 +8,16 @@
 // document is preceded by <|endoftext|>. Shard 0 is val, the rest train, each
 // --shard-tokens long with documents split across shard ends (as llm.c's
 // fineweb.py); with --val-docs K the val shard is instead the first K whole
-// documents. Shards appear only when the whole run succeeds.
+// documents. Shards appear only when the whole run succeeds (an error, SIGINT or
+// SIGTERM removes them), and never over shards already under the prefix.
 #include <spdlog/spdlog.h>
 
+#include <glob.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +32,14 @@
 using namespace llmdion;
 
 namespace {
+
+// Set by SIGINT/SIGTERM: the run stops between batches and removes its shards.
+std::atomic<bool> interrupted{false};
+void on_signal(int) { interrupted = true; }
+
+void stop_if_interrupted() {
+  if (interrupted) throw std::runtime_error("interrupted: no shard written");
+}
 
 struct Options {
   std::vector<std::string> inputs;
@@ -59,6 +72,7 @@ class DocumentReader {
         continue;
       }
       if (!std::getline(*stream_, line_)) {
+        stop_if_interrupted();  // a signal ends a blocked read too
         close();
         continue;
       }
@@ -162,10 +176,23 @@ class ShardWriter {
   int64_t docs_ = 0, tokens_ = 0;
 };
 
+// Shards already under the prefix would mix with this run's in a loader's glob.
+void refuse_existing_shards(const std::string& prefix) {
+  glob_t found{};
+  const std::string pattern = prefix + "_{val,train}_[0-9][0-9][0-9][0-9][0-9][0-9].bin";
+  const bool any = glob(pattern.c_str(), GLOB_BRACE, nullptr, &found) == 0 && found.gl_pathc > 0;
+  const std::string first = any ? found.gl_pathv[0] : "";
+  globfree(&found);
+  if (any)
+    throw std::runtime_error("'" + first + "' already exists: remove the shards of '" + prefix +
+                             "' or choose another --out");
+}
+
 int run_encode(const Options& o, const Gpt2Tokenizer& tokenizer) {
   if (o.inputs.empty()) throw std::runtime_error("no input: give text or JSON-lines files, or - for stdin");
   const std::filesystem::path parent = std::filesystem::path(o.out_prefix).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
+  refuse_existing_shards(o.out_prefix);
 
   const auto start = std::chrono::steady_clock::now();
   DocumentReader reader(o.inputs, o.format);
@@ -174,11 +201,13 @@ int run_encode(const Options& o, const Gpt2Tokenizer& tokenizer) {
   std::vector<std::string> docs;
   int64_t num_docs = 0, bytes = 0;
   while (reader.read_batch(docs, size_t(8) << 20)) {
+    stop_if_interrupted();
     for (const std::string& d : docs) bytes += int64_t(d.size());
     for (const std::vector<uint32_t>& tokens : encode_documents(tokenizer, docs, caches)) writer.add_document(tokens);
     num_docs += int64_t(docs.size());
     docs.clear();
   }
+  stop_if_interrupted();
   writer.commit();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (const std::string& p : writer.paths()) spdlog::info("wrote {}", p);
@@ -210,6 +239,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "encoding threads")->check(CLI::Range(1, 1024))->capture_default_str();
   app.add_option("--decode", o.decode, "print the text of this shard instead of encoding");
   CLI11_PARSE(app, argc, argv);
+  struct sigaction action {};
+  action.sa_handler = on_signal;  // no SA_RESTART: a blocked read returns
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
   try {
     const Gpt2Tokenizer tokenizer =
         Gpt2Tokenizer::load(o.vocab_dir + "/encoder.json", o.vocab_dir + "/vocab.bpe");

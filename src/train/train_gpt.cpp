@@ -3,7 +3,7 @@
 //   train_gpt --config configs/default.yaml [--set key.path=value ...]
 //
 // Resolves the config, prepares out_dir (config.yaml, train.log), and opens the
-// train and val data, checking every shard before any compute starts.
+// train and val data, checking every shard header before any compute starts.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>

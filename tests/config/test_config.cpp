@@ -60,8 +60,12 @@ TEST(Config, wrong_types_and_ranges_name_the_key) {
   expect_config_error("model:\n  seq_len: [1, 2]\n", {}, {"'model.seq_len'", "list"});
   expect_config_error("model:\n  seq_len:\n", {}, {"'model.seq_len'", "no value"});
   expect_config_error("model: 5\n", {}, {"'model'", "section"});
-  expect_config_error("model:\n  seq_len:\n    x: 1\n", {}, {"'model.seq_len'", "expected an integer"});
+  expect_config_error("model:\n  seq_len:\n    x: 1\n", {}, {"'model.seq_len'", "got a map"});
   expect_config_error("", {"train.micro_batch"}, {"key.path=value"});
+  expect_config_error("run:\n  out_dir: {}\n", {}, {"'run.out_dir'", "got a map"});
+  expect_config_error("", {"run.out_dir=~"}, {"'run.out_dir'", "no value"});
+  expect_config_error("", {"data.train="}, {"'data.train'", "no value"});
+  expect_config_error("", {"run.seed=1e19"}, {"'run.seed'", "out of range"});
   expect_config_error("", {"train.micro_batch=-1"}, {"'train.micro_batch'", "out of range"});
 }
 

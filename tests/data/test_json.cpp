@@ -27,6 +27,13 @@ TEST(Json, missing_field_is_nothing_and_malformed_lines_throw) {
   EXPECT_THROW(json_object_string_field(R"({"text": "bad \q escape"})", "text"), JsonError);
 }
 
+TEST(Json, nesting_past_the_depth_limit_is_an_error_not_a_crash) {
+  const std::string deep = "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + ", \"text\": \"x\"}";
+  EXPECT_THROW(json_object_string_field(deep, "text"), JsonError);
+  const std::string fine = "{\"a\": " + std::string(100, '[') + std::string(100, ']') + ", \"text\": \"x\"}";
+  EXPECT_EQ(*json_object_string_field(fine, "text"), "x");
+}
+
 TEST(Json, string_to_int_object_keeps_file_order) {
   auto entries = json_parse_string_to_int_object(R"({"!": 0, "\u0120the": 262, "b": -3})");
   ASSERT_EQ(entries.size(), 3u);

