@@ -19,22 +19,72 @@ struct ConfigError : std::runtime_error {
 struct RunConfig {
   std::string out_dir = "out/default";  // loss.csv, train.log, config.yaml, checkpoints
   int64_t seed = 1337;
+  std::string device = "cpu";
+  std::string resume = "never";         // never | auto: continue from out_dir's last checkpoint
+  std::string export_llmc;              // at the end, also write the weights in llm.c's format here
 };
 
 struct ModelConfig {
+  int64_t n_layer = 4;
+  int64_t n_head = 4;
+  int64_t d_model = 128;
+  int64_t mlp_ratio = 4;
+  int64_t seq_len = 256;       // T: tokens per sequence (and rows of the position table)
   int64_t vocab_size = 50257;  // token ids in the data must be below it
-  int64_t seq_len = 256;       // T: tokens per sequence
+  bool tied_embeddings = true; // the head reuses wte (GPT-2)
+  bool bias = true;            // biases in linear layers and LayerNorms (GPT-2)
+  std::string init_from;       // llm.c checkpoint (.bin) to start from instead of a fresh init
 };
 
 struct DataConfig {
   std::string train = "data/sotu/sotu_train_*.bin";  // glob of training shards
   std::string val = "data/sotu/sotu_val_*.bin";      // glob of validation shards
   std::string order = "shuffled";                    // sequential | shuffled
+  std::string vocab_dir = "data/gpt2";               // encoder.json + vocab.bpe, to print samples
 };
 
 struct TrainConfig {
   int64_t micro_batch = 8;     // B: sequences per rank per micro-step
   int64_t batch_tokens = 0;    // tokens per optimizer step, all ranks; 0 = one micro-step
+  int64_t steps = 1000;
+  double grad_clip = 1.0;      // clip the global gradient norm to this; 0 = off
+  bool skip_nonfinite = false; // skip a step with NaN/Inf instead of stopping
+  int64_t eval_every = 100;    // val loss every this many steps (and at the end); 0 = only at the end
+  int64_t eval_tokens = 65536; // val tokens per evaluation
+  int64_t ckpt_every = 0;      // checkpoint every this many steps (and at the end); 0 = only at the end
+  int64_t ckpt_keep = 2;       // newest checkpoints kept; 0 = all
+  int64_t sample_every = 0;    // print a sample every this many steps (and at the end); 0 = never
+  int64_t sample_tokens = 64;
+  int64_t sample_top_k = 40;
+};
+
+// Learning-rate multiplier over steps: linear warmup, then constant, then a
+// linear decay to final_lr_frac over the last decay_frac of the steps (wsd),
+// or a cosine from 1 to final_lr_frac after the warmup (cosine).
+struct ScheduleConfig {
+  std::string kind = "wsd";    // wsd | cosine
+  int64_t warmup_steps = 0;
+  double decay_frac = 0.25;
+  double final_lr_frac = 0.0;
+};
+
+// The optimizer of the matrix parameters (attention and MLP weights).
+struct OptimConfig {
+  std::string matrix = "adamw";
+  double lr = 6e-4;
+  double weight_decay = 0.1;   // decoupled: W -= lr * weight_decay * W
+  double beta1 = 0.9;          // AdamW's moments, when matrix is adamw
+  double beta2 = 0.95;
+  double eps = 1e-8;
+};
+
+// AdamW for every other parameter: embeddings, head, norms and biases.
+struct ScalarOptConfig {
+  double lr = 6e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
 };
 
 struct Config {
@@ -42,6 +92,9 @@ struct Config {
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
+  ScheduleConfig schedule;
+  OptimConfig optim;
+  ScalarOptConfig scalar_opt;
 };
 
 // A config key: its dotted name, where its value lives, and what it may hold.

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "data/json.h"
+#include "core/json.h"
 #include "data/utf8.h"
 
 namespace llmdion {

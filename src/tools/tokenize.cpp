@@ -25,7 +25,7 @@
 #include <sstream>
 #include <thread>
 
-#include "data/json.h"
+#include "core/json.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 

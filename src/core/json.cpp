@@ -1,4 +1,4 @@
-#include "data/json.h"
+#include "core/json.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -147,6 +147,49 @@ struct JsonReader {
       if (!(number || word == "true" || word == "false" || word == "null")) fail("expected a value");
     }
   }
+  JsonValue value() {
+    skip_space();
+    if (pos >= s.size()) fail("expected a value");
+    if (depth >= kMaxDepth) fail("nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    JsonValue v;
+    const char c = s[pos];
+    if (c == '"') {
+      v.kind = JsonValue::Kind::kString;
+      v.string = string_value();
+    } else if (c == '{' || c == '[') {
+      depth++;
+      pos++;
+      const char close = c == '{' ? '}' : ']';
+      v.kind = c == '{' ? JsonValue::Kind::kObject : JsonValue::Kind::kArray;
+      if (!consume(close)) {
+        do {
+          if (c == '{') {
+            std::string key = string_value();
+            expect(':');
+            v.object.emplace_back(std::move(key), value());
+          } else {
+            v.array.push_back(value());
+          }
+        } while (consume(','));
+        expect(close);
+      }
+      depth--;
+    } else {
+      const size_t start = pos;
+      skip_value();
+      const std::string word(s.substr(start, pos - start));
+      if (word == "true" || word == "false") {
+        v.kind = JsonValue::Kind::kBool;
+        v.boolean = word == "true";
+      } else if (word != "null") {
+        v.kind = JsonValue::Kind::kNumber;
+        char* end = nullptr;
+        v.number = std::strtod(word.c_str(), &end);
+        if (end != word.c_str() + word.size()) fail("bad number '" + word + "'");
+      }
+    }
+    return v;
+  }
   void expect_end() {
     skip_space();
     if (pos != s.size()) fail("unexpected text after the JSON value");
@@ -175,6 +218,19 @@ std::optional<std::string> json_object_string_field(std::string_view line, std::
   }
   r.expect_end();
   return found;
+}
+
+const JsonValue* JsonValue::find(std::string_view key) const {
+  for (const auto& [name, member] : object)
+    if (name == key) return &member;
+  return nullptr;
+}
+
+JsonValue json_parse(std::string_view text) {
+  JsonReader r{text};
+  JsonValue v = r.value();
+  r.expect_end();
+  return v;
 }
 
 std::vector<std::pair<std::string, int64_t>> json_parse_string_to_int_object(std::string_view text) {

@@ -1,7 +1,7 @@
 // The small JSON reader against hand-checked documents.
 #include <gtest/gtest.h>
 
-#include "data/json.h"
+#include "core/json.h"
 
 namespace llmdion {
 namespace {
@@ -32,6 +32,26 @@ TEST(Json, nesting_past_the_depth_limit_is_an_error_not_a_crash) {
   EXPECT_THROW(json_object_string_field(deep, "text"), JsonError);
   const std::string fine = "{\"a\": " + std::string(100, '[') + std::string(100, ']') + ", \"text\": \"x\"}";
   EXPECT_EQ(*json_object_string_field(fine, "text"), "x");
+}
+
+TEST(Json, parse_builds_the_document_tree) {
+  const JsonValue v = json_parse(R"({"w": {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 48]},
+                                     "__metadata__": {"ok": true, "none": null, "x": -1.5e2}})");
+  ASSERT_EQ(v.kind, JsonValue::Kind::kObject);
+  const JsonValue* w = v.find("w");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->find("dtype")->string, "F32");
+  ASSERT_EQ(w->find("shape")->array.size(), 2u);
+  EXPECT_EQ(w->find("shape")->array[1].number, 4);
+  EXPECT_EQ(w->find("data_offsets")->array[1].number, 48);
+  const JsonValue* meta = v.find("__metadata__");
+  EXPECT_TRUE(meta->find("ok")->boolean);
+  EXPECT_EQ(meta->find("none")->kind, JsonValue::Kind::kNull);
+  EXPECT_EQ(meta->find("x")->number, -150);
+  EXPECT_EQ(v.find("missing"), nullptr);
+  EXPECT_THROW(json_parse("{\"a\": [1, 2}"), JsonError);
+  EXPECT_THROW(json_parse("{\"a\": 1} 2"), JsonError);
+  EXPECT_THROW(json_parse("{\"a\": 1x}"), JsonError);
 }
 
 TEST(Json, string_to_int_object_keeps_file_order) {

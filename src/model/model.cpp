@@ -1,0 +1,48 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "model/cpu/cpu_gpt.h"
+
+namespace llmdion {
+namespace {
+
+class CpuModel final : public Model {
+ public:
+  CpuModel(const GptShape& shape, int64_t B, int64_t T) : gpt_(shape, B, T) {}
+  const GptShape& shape() const override { return gpt_.shape(); }
+  const GptLayout& layout() const override { return gpt_.layout(); }
+  int64_t batch_size() const override { return gpt_.batch_size(); }
+  int64_t seq_len() const override { return gpt_.seq_len(); }
+  float forward(const int32_t* inputs, const int32_t* targets) override { return gpt_.forward(inputs, targets); }
+  void backward(float loss_scale) override { gpt_.backward(loss_scale); }
+  const float* logits() const override { return gpt_.outputs(); }
+  std::span<float> params() override { return gpt_.params; }
+  std::span<float> grads() override { return gpt_.grads; }
+  void zero_grads() override { std::fill(gpt_.grads.begin(), gpt_.grads.end(), 0.0f); }
+  void copy_params_to_host(std::span<float> out) const override {
+    std::copy(gpt_.params.begin(), gpt_.params.end(), out.begin());
+  }
+  void copy_params_from_host(std::span<const float> in) override {
+    std::copy(in.begin(), in.end(), gpt_.params.begin());
+  }
+  std::string describe_memory() const override {
+    const double mb = 1.0 / (1 << 20);
+    return "cpu: parameters + gradients " + std::to_string(int64_t(2 * gpt_.params.size() * 4 * mb)) +
+           " MiB, activations " + std::to_string(int64_t(gpt_.activation_floats() * 4 * mb)) + " MiB";
+  }
+
+ private:
+  cpu::CpuGpt<float> gpt_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_model(const std::string& device, const GptShape& shape, int64_t batch_size,
+                                  int64_t seq_len) {
+  if (device == "cpu") return std::make_unique<CpuModel>(shape, batch_size, seq_len);
+  throw std::invalid_argument("device '" + device + "' is not built in this binary (available: cpu)");
+}
+
+}  // namespace llmdion

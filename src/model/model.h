@@ -1,0 +1,46 @@
+// The model as the trainer sees it, whatever the device: forward and backward
+// on one micro-batch, and the flat parameter and gradient buffers the
+// optimizers update. make_model() is the one place that decides the backend.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "model/gpt.h"
+
+namespace llmdion {
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const GptShape& shape() const = 0;
+  virtual const GptLayout& layout() const = 0;
+  virtual int64_t batch_size() const = 0;
+  virtual int64_t seq_len() const = 0;
+
+  // Mean cross-entropy of the B*T next-token predictions. With targets null, only
+  // the logits are computed (see logits()).
+  virtual float forward(const int32_t* inputs, const int32_t* targets) = 0;
+  // grads += loss_scale * d(mean loss of the last forward)/d(params)
+  virtual void backward(float loss_scale) = 0;
+  // [B*T, Vp] logits of the last forward without targets.
+  virtual const float* logits() const = 0;
+
+  // The fp32 parameters and their gradients, in layout order, in the backend's memory.
+  virtual std::span<float> params() = 0;
+  virtual std::span<float> grads() = 0;
+  virtual void zero_grads() = 0;
+  // Host copies, for checkpoints and interop.
+  virtual void copy_params_to_host(std::span<float> out) const = 0;
+  virtual void copy_params_from_host(std::span<const float> in) = 0;
+
+  virtual std::string describe_memory() const = 0;
+};
+
+// device: "cpu" (the only backend built so far).
+std::unique_ptr<Model> make_model(const std::string& device, const GptShape& shape, int64_t batch_size,
+                                  int64_t seq_len);
+
+}  // namespace llmdion

@@ -1,0 +1,53 @@
+#include "optim/adamw.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace llmdion {
+
+AdamW::AdamW(std::vector<AdamWGroup> groups) : groups_(std::move(groups)) {
+  int64_t total = 0;
+  for (const AdamWGroup& g : groups_)
+    for (const ParamSlice& p : g.params) state_offset_.push_back(total), total += p.numel;
+  m_.assign(total, 0.0f);
+  v_.assign(total, 0.0f);
+}
+
+void AdamW::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t t) {
+  size_t slice = 0;
+  for (const AdamWGroup& g : groups_) {
+    const float lr = float(g.lr * lr_scale), beta1 = float(g.beta1), beta2 = float(g.beta2);
+    const float eps = float(g.eps), weight_decay = float(g.weight_decay);
+    const float correction1 = 1.0f - std::pow(beta1, float(t)), correction2 = 1.0f - std::pow(beta2, float(t));
+    for (const ParamSlice& p : g.params) {
+      float* w = params.data() + p.offset;
+      const float* grad = grads.data() + p.offset;
+      float* m = m_.data() + state_offset_[slice];
+      float* v = v_.data() + state_offset_[slice];
+      slice++;
+      #pragma omp parallel for
+      for (int64_t i = 0; i < p.numel; i++) {
+        m[i] = beta1 * m[i] + (1.0f - beta1) * grad[i];
+        v[i] = beta2 * v[i] + (1.0f - beta2) * grad[i] * grad[i];
+        const float m_hat = m[i] / correction1, v_hat = v[i] / correction2;
+        w[i] -= lr * (m_hat / (std::sqrt(v_hat) + eps) + weight_decay * w[i]);
+      }
+    }
+  }
+}
+
+std::vector<OptimizerState> AdamW::state() { return {{"adamw.m", m_}, {"adamw.v", v_}}; }
+
+std::string AdamW::describe() const {
+  std::ostringstream out;
+  for (const AdamWGroup& g : groups_) {
+    int64_t n = 0;
+    for (const ParamSlice& p : g.params) n += p.numel;
+    out << (out.tellp() > 0 ? "; " : "") << g.name << ": AdamW over " << g.params.size() << " tensors (" << n
+        << " values), lr " << g.lr << ", betas " << g.beta1 << "/" << g.beta2 << ", eps " << g.eps
+        << ", weight decay " << g.weight_decay;
+  }
+  return out.str();
+}
+
+}  // namespace llmdion

@@ -1,0 +1,42 @@
+// The Optimizer interface, and how parameters are grouped by role: matrices go
+// to the matrix optimizer (optim section), embeddings, head, norms and biases to
+// AdamW (scalar_opt section).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "model/gpt.h"
+
+namespace llmdion {
+
+// A named piece of optimizer state (a moment buffer, ...), saved in checkpoints.
+struct OptimizerState {
+  std::string name;
+  std::span<float> data;
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // One update of params from grads. lr_scale is the schedule's multiplier;
+  // update_count is the 1-based number of this update (for bias corrections).
+  virtual void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) = 0;
+  virtual std::vector<OptimizerState> state() = 0;
+  virtual std::string describe() const = 0;
+};
+
+// A tensor's place in the flat buffers.
+struct ParamSlice {
+  std::string name;
+  int64_t offset, numel;
+};
+
+// Builds the optimizer the config asks for over the model's parameters.
+std::unique_ptr<Optimizer> make_optimizer(const Config& config, const GptLayout& layout);
+
+}  // namespace llmdion
