@@ -194,6 +194,11 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     }
     assign_tree(fields, value, key, "--set " + o);
   }
+  if (config.model.d_model % config.model.n_head != 0)
+    throw ConfigError("model.d_model (" + std::to_string(config.model.d_model) + ") must be a multiple of model.n_head (" +
+                      std::to_string(config.model.n_head) + ") in '" + path + "'");
+  if (config.optim.beta1 >= 1 || config.optim.beta2 >= 1 || config.scalar_opt.beta1 >= 1 || config.scalar_opt.beta2 >= 1)
+    throw ConfigError("AdamW betas must be below 1 (optim.beta1/beta2, scalar_opt.beta1/beta2) in '" + path + "'");
   return config;
 }
 

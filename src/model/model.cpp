@@ -1,7 +1,9 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "model/cpu/cpu_gpt.h"
 
@@ -21,6 +23,28 @@ class CpuModel final : public Model {
   std::span<float> params() override { return gpt_.params; }
   std::span<float> grads() override { return gpt_.grads; }
   void zero_grads() override { std::fill(gpt_.grads.begin(), gpt_.grads.end(), 0.0f); }
+  double grad_norm() override {
+    // Fixed chunks summed in order: the same norm whatever the thread count.
+    constexpr int64_t kChunk = 1 << 16;
+    const int64_t n = int64_t(gpt_.grads.size()), chunks = (n + kChunk - 1) / kChunk;
+    std::vector<double> partial(chunks);
+    #pragma omp parallel for
+    for (int64_t c = 0; c < chunks; c++) {
+      double sum = 0;
+      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); i++) sum += double(gpt_.grads[i]) * gpt_.grads[i];
+      partial[c] = sum;
+    }
+    double total = 0;
+    for (double p : partial) total += p;
+    return std::sqrt(total);
+  }
+  void scale_grads(float factor) override {
+    #pragma omp parallel for
+    for (int64_t i = 0; i < int64_t(gpt_.grads.size()); i++) gpt_.grads[i] *= factor;
+  }
+  void copy_grads_to_host(std::span<float> out) const override {
+    std::copy(gpt_.grads.begin(), gpt_.grads.end(), out.begin());
+  }
   void copy_params_to_host(std::span<float> out) const override {
     std::copy(gpt_.params.begin(), gpt_.params.end(), out.begin());
   }

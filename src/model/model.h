@@ -32,9 +32,13 @@ class Model {
   virtual std::span<float> params() = 0;
   virtual std::span<float> grads() = 0;
   virtual void zero_grads() = 0;
+  // The global gradient norm sqrt(sum g^2), summed in a fixed order; and grads *= factor.
+  virtual double grad_norm() = 0;
+  virtual void scale_grads(float factor) = 0;
   // Host copies, for checkpoints and interop.
   virtual void copy_params_to_host(std::span<float> out) const = 0;
   virtual void copy_params_from_host(std::span<const float> in) = 0;
+  virtual void copy_grads_to_host(std::span<float> out) const = 0;
 
   virtual std::string describe_memory() const = 0;
 };

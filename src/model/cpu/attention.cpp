@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "model/cpu/kernels.h"
+#include "model/cpu/vector_math.h"
 
 namespace llmdion::cpu {
 
@@ -26,11 +27,10 @@ void attention_forward(Real* out, Real* probs, const Real* qkv, int64_t B, int64
     gemm<Real>(false, true, T, T, hs, scale, q, C3, k, C3, 0, p, T);
     for (int64_t i = 0; i < T; i++) {
       Real* row = p + i * T;
-      Real max = row[0];
-      for (int64_t j = 1; j <= i; j++) max = std::max(max, row[j]);
-      Real sum = 0;
-      for (int64_t j = 0; j <= i; j++) sum += (row[j] = std::exp(row[j] - max));
-      for (int64_t j = 0; j <= i; j++) row[j] /= sum;
+      const Real max = lane_max(row, i + 1);
+      for (int64_t j = 0; j <= i; j++) row[j] = exp_nonpositive(row[j] - max);
+      const Real inv_sum = Real(1) / lane_sum(row, i + 1);
+      for (int64_t j = 0; j <= i; j++) row[j] *= inv_sum;
       for (int64_t j = i + 1; j < T; j++) row[j] = 0;
     }
     gemm<Real>(false, false, T, hs, T, 1, p, T, v, C3, 0, out + b * T * C + h * hs, C);

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "model/cpu/kernels.h"
+#include "model/cpu/vector_math.h"
 
 namespace llmdion::cpu {
 
@@ -14,11 +15,10 @@ void softmax_cross_entropy_forward(Real* losses, Real* logits_to_probs, const in
   #pragma omp parallel for
   for (int64_t n = 0; n < N; n++) {
     Real* row = logits_to_probs + n * Vp;
-    Real max = row[0];
-    for (int64_t i = 1; i < V; i++) max = std::max(max, row[i]);
+    const Real max = lane_max(row, V);
     const Real target_logit = row[targets[n]];
-    Real sum = 0;
-    for (int64_t i = 0; i < V; i++) sum += (row[i] = std::exp(row[i] - max));
+    for (int64_t i = 0; i < V; i++) row[i] = exp_nonpositive(row[i] - max);
+    const Real sum = lane_sum(row, V);
     losses[n] = std::log(sum) + max - target_logit;
     const Real inv_sum = Real(1) / sum;
     for (int64_t i = 0; i < V; i++) row[i] *= inv_sum;

@@ -1,0 +1,156 @@
+#include "train/checkpoint.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+#include "core/atomic_file.h"
+#include "core/safetensors.h"
+
+namespace llmdion {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kCompleteMarker = "COMPLETE";
+
+std::vector<std::pair<std::string, int64_t>> shape_fields(const GptShape& s) {
+  return {{"n_layer", s.n_layer},       {"n_head", s.n_head},         {"d_model", s.d_model},
+          {"seq_len", s.seq_len},       {"vocab_size", s.vocab_size}, {"padded_vocab", s.padded_vocab},
+          {"mlp_hidden", s.mlp_hidden}, {"tied_embeddings", s.tied_embeddings}, {"bias", s.bias}};
+}
+
+std::vector<fs::path> complete_checkpoints(const std::string& out_dir) {
+  std::vector<fs::path> found;
+  const fs::path root = fs::path(out_dir) / "checkpoints";
+  if (!fs::exists(root)) return found;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.starts_with("step_") && name.find('.') == std::string::npos &&
+        fs::exists(entry.path() / kCompleteMarker))
+      found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());  // step numbers are zero-padded
+  return found;
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer& optimizer, const TrainState& state,
+                            const std::string& config_yaml, int64_t keep) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "step_%08lld", static_cast<long long>(state.step));
+  const fs::path folder = fs::path(out_dir) / "checkpoints" / name;
+  const fs::path partial = folder.string() + ".partial";
+  fs::remove_all(partial);
+  fs::create_directories(partial);
+
+  const GptLayout& layout = model.layout();
+  std::vector<float> params(layout.num_params);
+  model.copy_params_to_host(params);
+  for (float p : params)
+    if (!std::isfinite(p)) throw std::runtime_error("refusing to checkpoint step " + std::to_string(state.step) +
+                                                    ": the weights hold NaN or Inf");
+  std::vector<TensorView> tensors;
+  for (const ParamTensor& t : layout.tensors)
+    tensors.push_back({t.name, t.shape, std::span<const float>(params).subspan(t.offset, t.numel())});
+  std::map<std::string, std::string> metadata = {{"format", "llm.dion"}};
+  for (const auto& [key, value] : shape_fields(model.shape())) metadata[key] = std::to_string(value);
+  write_safetensors((partial / "model.safetensors").string(), tensors, metadata);
+
+  std::vector<TensorView> opt_tensors;
+  for (const OptimizerState& s : optimizer.state())
+    opt_tensors.push_back({s.name, {int64_t(s.data.size())}, s.data});
+  write_safetensors((partial / "optimizer.safetensors").string(), opt_tensors, {{"format", "llm.dion"}});
+
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "step" << YAML::Value << state.step;
+  out << YAML::Key << "tokens" << YAML::Value << state.tokens;
+  out << YAML::Key << "update_count" << YAML::Value << state.update_count;
+  out << YAML::Key << "seed" << YAML::Value << state.seed;
+  out << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "epoch" << YAML::Value << state.data.epoch;
+  out << YAML::Key << "shard_cursor" << YAML::Value << state.data.shard_cursor;
+  out << YAML::Key << "window_cursor" << YAML::Value << state.data.window_cursor;
+  out << YAML::Key << "micro_step" << YAML::Value << state.data.micro_step;
+  out << YAML::EndMap;
+  out << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  for (const auto& [key, value] : shape_fields(model.shape())) out << YAML::Key << key << YAML::Value << value;
+  out << YAML::EndMap;
+  out << YAML::Key << "config" << YAML::Value << YAML::Literal << config_yaml;
+  out << YAML::EndMap;
+  write_file_atomic((partial / "state.yaml").string(), [&](std::ostream& o) { o << out.c_str() << "\n"; });
+  write_file_atomic((partial / kCompleteMarker).string(), [&](std::ostream& o) { o << state.step << "\n"; });
+  fs::remove_all(folder);
+  fs::rename(partial, folder);
+
+  const std::vector<fs::path> all = complete_checkpoints(out_dir);
+  if (keep > 0)
+    for (size_t i = 0; i + size_t(keep) < all.size(); i++) fs::remove_all(all[i]);
+  return folder.string();
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& out_dir) {
+  const std::vector<fs::path> all = complete_checkpoints(out_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back().string();
+}
+
+TrainState load_checkpoint(const std::string& folder, Model& model, Optimizer& optimizer) {
+  const fs::path dir(folder);
+  if (!fs::exists(dir / kCompleteMarker))
+    throw std::runtime_error("checkpoint '" + folder + "' is incomplete (no " + kCompleteMarker + " marker)");
+  YAML::Node state_yaml;
+  try {
+    state_yaml = YAML::LoadFile((dir / "state.yaml").string());
+  } catch (const YAML::Exception& e) {
+    throw std::runtime_error("checkpoint '" + folder + "': cannot read state.yaml: " + e.what());
+  }
+  std::string mismatch;
+  for (const auto& [key, value] : shape_fields(model.shape())) {
+    const int64_t saved = state_yaml["model"][key].as<int64_t>(-1);
+    if (saved != value)
+      mismatch += (mismatch.empty() ? "" : ", ") + key + " " + std::to_string(saved) + " (config: " +
+                  std::to_string(value) + ")";
+  }
+  if (!mismatch.empty())
+    throw std::runtime_error("cannot resume from '" + folder + "': its model has " + mismatch +
+                             "; resume with the same model settings or use a new run.out_dir");
+
+  const TensorFile weights = read_safetensors((dir / "model.safetensors").string());
+  const GptLayout& layout = model.layout();
+  std::vector<float> params(layout.num_params);
+  for (const ParamTensor& t : layout.tensors) {
+    auto it = weights.tensors.find(t.name);
+    if (it == weights.tensors.end() || it->second.shape != t.shape)
+      throw std::runtime_error("checkpoint '" + folder + "' lacks tensor " + t.name + " of the expected shape");
+    std::copy(it->second.values.begin(), it->second.values.end(), params.begin() + t.offset);
+  }
+  model.copy_params_from_host(params);
+
+  const TensorFile opt = read_safetensors((dir / "optimizer.safetensors").string());
+  for (OptimizerState& s : optimizer.state()) {
+    auto it = opt.tensors.find(s.name);
+    if (it == opt.tensors.end() || it->second.values.size() != s.data.size())
+      throw std::runtime_error("checkpoint '" + folder + "' lacks optimizer state " + s.name +
+                               " of the expected size (was it written with another optimizer?)");
+    std::copy(it->second.values.begin(), it->second.values.end(), s.data.begin());
+  }
+
+  TrainState state;
+  state.step = state_yaml["step"].as<int64_t>();
+  state.tokens = state_yaml["tokens"].as<int64_t>();
+  state.update_count = state_yaml["update_count"].as<int64_t>();
+  state.data.epoch = state_yaml["data"]["epoch"].as<int64_t>();
+  state.data.shard_cursor = state_yaml["data"]["shard_cursor"].as<int64_t>();
+  state.data.window_cursor = state_yaml["data"]["window_cursor"].as<int64_t>();
+  state.data.micro_step = state_yaml["data"]["micro_step"].as<int64_t>();
+  state.seed = state_yaml["seed"].as<uint64_t>();
+  return state;
+}
+
+}  // namespace llmdion

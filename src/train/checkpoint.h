@@ -1,0 +1,43 @@
+// Checkpoints: everything a run needs to continue exactly where it stopped.
+//
+// out_dir/checkpoints/step_00000100/   (100 steps completed)
+//   model.safetensors      fp32 weights by tensor name; wte/lm_head keep their
+//                          padded rows (metadata vocab_size says how many are real)
+//   optimizer.safetensors  the optimizer's state buffers (e.g. adamw.m, adamw.v)
+//   state.yaml             step, tokens, optimizer update count, data position,
+//                          seed, model shape, the run's resolved config
+//   COMPLETE               written last: a folder without it is never read
+// The folder is built as step_00000100.partial/ and renamed when complete.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "data/dataloader.h"
+#include "model/model.h"
+#include "optim/optimizer.h"
+
+namespace llmdion {
+
+struct TrainState {
+  int64_t step = 0;          // steps completed
+  int64_t tokens = 0;        // training tokens consumed
+  int64_t update_count = 0;  // optimizer updates applied (skipped steps excluded)
+  DataPosition data;         // the train loader's position
+  uint64_t seed = 0;         // run.seed: data order and samples derive from it
+};
+
+// Writes a checkpoint of `state` and deletes all but the newest `keep` (0: keep all).
+// Returns its folder.
+std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer& optimizer, const TrainState& state,
+                            const std::string& config_yaml, int64_t keep);
+
+// The newest complete checkpoint folder under out_dir, if any.
+std::optional<std::string> latest_checkpoint(const std::string& out_dir);
+
+// Restores model and optimizer; throws std::runtime_error if the checkpoint's model
+// shape differs from the model's, or anything is missing or damaged.
+TrainState load_checkpoint(const std::string& folder, Model& model, Optimizer& optimizer);
+
+}  // namespace llmdion

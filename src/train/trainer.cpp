@@ -1,0 +1,262 @@
+#include "train/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/rng.h"
+#include "data/dataloader.h"
+#include "data/tokenizer.h"
+#include "model/llmc_checkpoint.h"
+#include "model/model.h"
+#include "optim/optimizer.h"
+#include "train/checkpoint.h"
+#include "train/sampler.h"
+#include "train/schedule.h"
+
+namespace llmdion {
+namespace {
+
+std::atomic<bool> stop_requested{false};
+void on_stop_signal(int) { stop_requested = true; }
+
+constexpr const char* kCsvHeader = "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,tokens_per_s";
+
+GptShape shape_from_config(const ModelConfig& m) {
+  GptShape s;
+  s.n_layer = int(m.n_layer), s.n_head = int(m.n_head), s.d_model = int(m.d_model), s.seq_len = int(m.seq_len);
+  s.vocab_size = int(m.vocab_size), s.padded_vocab = padded_vocab_size(s.vocab_size);
+  s.mlp_hidden = int(m.mlp_ratio * m.d_model);
+  s.tied_embeddings = m.tied_embeddings, s.bias = m.bias;
+  return s;
+}
+
+DataLoaderOptions loader_options(const Config& c, const std::string& pattern, int64_t grad_accum, DataOrder order) {
+  DataLoaderOptions o;
+  o.pattern = pattern;
+  o.batch_size = c.train.micro_batch;
+  o.seq_len = c.model.seq_len;
+  o.grad_accum = grad_accum;
+  o.order = order;
+  o.seed = uint64_t(c.run.seed);
+  o.vocab_size = uint32_t(c.model.vocab_size);
+  return o;
+}
+
+// loss.csv: kept to the rows of the steps a resumed run has completed, then appended.
+class LossCsv {
+ public:
+  LossCsv(const std::string& path, int64_t completed_steps) {
+    std::string kept = std::string(kCsvHeader) + "\n";
+    if (completed_steps > 0) {
+      std::ifstream in(path);
+      std::string line;
+      std::getline(in, line);
+      while (std::getline(in, line)) {
+        if (line.empty() || line.find(',') == std::string::npos) continue;
+        if (std::stoll(line.substr(0, line.find(','))) < completed_steps) kept += line + "\n";
+      }
+    }
+    write_file_atomic(path, [&](std::ostream& out) { out << kept; });
+    file_ = std::fopen(path.c_str(), "a");
+    if (!file_) throw std::runtime_error("cannot append to '" + path + "'");
+  }
+  ~LossCsv() { std::fclose(file_); }
+  void row(int64_t step, int64_t tokens, double lr, double train_loss, std::optional<double> val_loss,
+           double grad_norm, double step_ms) {
+    std::fprintf(file_, "%lld,%lld,%.9g,%.9g,", static_cast<long long>(step), static_cast<long long>(tokens), lr,
+                 train_loss);
+    if (val_loss) std::fprintf(file_, "%.9g", *val_loss);
+    std::fprintf(file_, ",%.9g,%.3f,%.1f\n", grad_norm, step_ms, double(tokens_per_step_) * 1000.0 / step_ms);
+    std::fflush(file_);
+  }
+  int64_t tokens_per_step_ = 0;
+
+ private:
+  std::FILE* file_;
+};
+
+// Mean loss over eval_tokens of the val data, from its start.
+double evaluate(Model& model, DataLoader& val, int64_t eval_tokens, std::vector<int32_t>& inputs,
+                std::vector<int32_t>& targets) {
+  val.reset();
+  const int64_t batch_tokens = model.batch_size() * model.seq_len();
+  const int64_t batches = std::max<int64_t>(1, std::min(eval_tokens / batch_tokens, val.windows_per_epoch()));
+  double total = 0;
+  for (int64_t i = 0; i < batches; i++) {
+    val.next_batch(inputs.data(), targets.data());
+    total += model.forward(inputs.data(), targets.data());
+  }
+  return total / double(batches);
+}
+
+// The first tensor holding a NaN or Inf gradient.
+std::string first_nonfinite_tensor(const Model& model) {
+  std::vector<float> grads(model.layout().num_params);
+  model.copy_grads_to_host(grads);
+  for (const ParamTensor& t : model.layout().tensors)
+    for (int64_t i = 0; i < t.numel(); i++)
+      if (!std::isfinite(grads[t.offset + i])) return t.name;
+  return "(none: the loss itself)";
+}
+
+std::string format_duration(double seconds) {
+  char buf[32];
+  const int64_t s = int64_t(seconds);
+  std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+}  // namespace
+
+int run_training(const Config& config) {
+  const std::string& out_dir = config.run.out_dir;
+  const std::string config_yaml = config_to_yaml(config);
+  const GptShape shape = shape_from_config(config.model);
+  const int64_t grad_accum = grad_accum_steps(config, 1);
+  const int64_t B = config.train.micro_batch, T = config.model.seq_len;
+  const int64_t tokens_per_step = grad_accum * B * T;
+
+  std::unique_ptr<Model> model = make_model(config.run.device, shape, B, T);
+  const GptLayout& layout = model->layout();
+  spdlog::info("model: GPT-2, {} layers, {} heads, d_model {}, seq_len {}, vocab {} (padded {}), {} embeddings, {}",
+               shape.n_layer, shape.n_head, shape.d_model, shape.seq_len, shape.vocab_size, shape.padded_vocab,
+               shape.tied_embeddings ? "tied" : "untied", shape.bias ? "biases" : "no biases");
+  spdlog::info("parameters: {} ({} with vocabulary padding)", count_trained_params(shape, layout), layout.num_params);
+  spdlog::info("memory: {}", model->describe_memory());
+  std::vector<float> host_params(layout.num_params);
+  if (config.model.init_from.empty()) {
+    gpt_init(shape, layout, uint64_t(config.run.seed), host_params);
+  } else {
+    read_llmc_checkpoint(config.model.init_from, shape, host_params);
+    spdlog::info("weights from llm.c checkpoint {}", config.model.init_from);
+  }
+  model->copy_params_from_host(host_params);
+  std::unique_ptr<Optimizer> optimizer = make_optimizer(config, layout);
+  spdlog::info("optimizer: {}", optimizer->describe());
+
+  const DataOrder order = config.data.order == "shuffled" ? DataOrder::kShuffled : DataOrder::kSequential;
+  DataLoader train_data(loader_options(config, config.data.train, grad_accum, order));
+  DataLoader val_data(loader_options(config, config.data.val, 1, DataOrder::kSequential));
+  spdlog::info("train data: {} shards, {} tokens, {} steps of {} tokens per epoch ({} x {} x {} micro-steps)",
+               train_data.shards().size(), train_data.total_tokens(), train_data.windows_per_epoch(),
+               tokens_per_step, B, T, grad_accum);
+  spdlog::info("val data: {} shards, {} tokens", val_data.shards().size(), val_data.total_tokens());
+
+  TrainState state;
+  state.seed = uint64_t(config.run.seed);
+  if (config.run.resume == "auto") {
+    if (std::optional<std::string> latest = latest_checkpoint(out_dir)) {
+      const TrainState saved = load_checkpoint(*latest, *model, *optimizer);
+      if (saved.seed != state.seed)
+        throw std::runtime_error("cannot resume from '" + *latest + "': it was trained with run.seed " +
+                                 std::to_string(saved.seed) + ", the config says " + std::to_string(state.seed));
+      state = saved;
+      train_data.restore(state.data);
+      spdlog::info("resumed from {} ({} steps done)", *latest, state.step);
+    }
+  }
+
+  LossCsv csv(out_dir + "/loss.csv", state.step);
+  csv.tokens_per_step_ = tokens_per_step;
+  std::unique_ptr<Gpt2Tokenizer> tokenizer;
+  std::unique_ptr<Model> sampler;
+  if (config.train.sample_every > 0) {
+    tokenizer = std::make_unique<Gpt2Tokenizer>(
+        Gpt2Tokenizer::load(config.data.vocab_dir + "/encoder.json", config.data.vocab_dir + "/vocab.bpe"));
+    sampler = make_model(config.run.device, shape, 1, T);
+  }
+
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  std::vector<int32_t> inputs(B * T), targets(B * T);
+  const int64_t steps = config.train.steps;
+  auto due = [&](int64_t every, int64_t step) { return step + 1 == steps || (every > 0 && (step + 1) % every == 0); };
+  const auto run_start = std::chrono::steady_clock::now();
+  const int64_t first_step = state.step;
+  for (int64_t step = state.step; step < steps; step++) {
+    const auto step_start = std::chrono::steady_clock::now();
+    model->zero_grads();
+    double loss_sum = 0;
+    for (int64_t m = 0; m < grad_accum; m++) {
+      train_data.next_batch(inputs.data(), targets.data());
+      loss_sum += model->forward(inputs.data(), targets.data());
+      model->backward(1.0f / float(grad_accum));
+    }
+    const double train_loss = loss_sum / double(grad_accum);
+    const double grad_norm = model->grad_norm();
+    const double lr_scale = lr_multiplier(config.schedule, step, steps);
+    const bool finite = std::isfinite(train_loss) && std::isfinite(grad_norm);
+    if (!finite && !config.train.skip_nonfinite)
+      throw std::runtime_error("step " + std::to_string(step) + ": loss " + std::to_string(train_loss) +
+                               ", non-finite gradient first in " + first_nonfinite_tensor(*model) +
+                               "; stopping before the weights are touched (train.skip_nonfinite: true skips such steps)");
+    if (finite) {
+      if (config.train.grad_clip > 0 && grad_norm > config.train.grad_clip)
+        model->scale_grads(float(config.train.grad_clip / grad_norm));
+      optimizer->step(model->params(), model->grads(), lr_scale, ++state.update_count);
+    } else {
+      spdlog::warn("step {}: non-finite loss or gradient (first in {}), step skipped", step,
+                   first_nonfinite_tensor(*model));
+    }
+    state.step = step + 1;
+    state.tokens += tokens_per_step;
+    state.data = train_data.position();
+    const double step_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - step_start).count();
+
+    std::optional<double> val_loss;
+    if (due(config.train.eval_every, step)) val_loss = evaluate(*model, val_data, config.train.eval_tokens, inputs, targets);
+    csv.row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms);
+
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    const double eta = elapsed / double(step + 1 - first_step) * double(steps - step - 1);
+    if (val_loss || step % 10 == 0 || step + 1 == steps)
+      spdlog::info("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | norm {:.3f} | {:.0f} ms | {:.0f} tok/s | ETA {}", step,
+                   steps, train_loss, val_loss ? fmt::format(" | val {:.4f}", *val_loss) : "",
+                   config.optim.lr * lr_scale, grad_norm, step_ms, double(tokens_per_step) * 1000.0 / step_ms,
+                   format_duration(eta));
+
+    if (sampler && due(config.train.sample_every, step)) {
+      sampler->copy_params_from_host([&] {
+        model->copy_params_to_host(host_params);
+        return std::span<const float>(host_params);
+      }());
+      SplitMix64 rng{derive_seed({state.seed, 0x5a3b1e, uint64_t(step)})};
+      const std::vector<uint32_t> ids =
+          sample_tokens(*sampler, tokenizer->eot_id(), config.train.sample_tokens, config.train.sample_top_k, rng);
+      spdlog::info("sample at step {}:\n{}", step, tokenizer->decode(ids));
+    }
+    const bool stopping = stop_requested.load();
+    if (due(config.train.ckpt_every, step) || stopping) {
+      const std::string folder =
+          save_checkpoint(out_dir, *model, *optimizer, state, config_yaml, config.train.ckpt_keep);
+      spdlog::info("checkpoint {}", folder);
+    }
+    if (stopping) {
+      spdlog::info("stopped by signal after step {}; continue with run.resume: auto", step);
+      return 0;
+    }
+  }
+  if (!config.run.export_llmc.empty()) {
+    model->copy_params_to_host(host_params);
+    write_llmc_checkpoint(config.run.export_llmc, shape, host_params);
+    spdlog::info("weights exported in llm.c's format to {}", config.run.export_llmc);
+  }
+  spdlog::info("done: {} steps, {} tokens", state.step, state.tokens);
+  return 0;
+}
+
+}  // namespace llmdion

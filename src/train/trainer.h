@@ -1,0 +1,25 @@
+// The training loop: one run from a resolved config.
+//
+// Per step: for each micro-step, the next micro-batch, forward, backward with
+// loss scale 1/grad_accum (gradients add up); then the global gradient norm,
+// a stop (or a skipped step) on NaN/Inf, clipping to train.grad_clip, the
+// scheduled learning rate, and one optimizer update. Evaluations, samples and
+// checkpoints follow at their cadence. SIGINT/SIGTERM finish the step,
+// checkpoint and return.
+//
+// out_dir/loss.csv, one row per step (s = 0-based step index):
+//   step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,tokens_per_s
+//   tokens = tokens seen after step s; lr = the matrix group's lr of step s;
+//   val_loss empty where not evaluated. Columns may be appended, never reordered.
+#pragma once
+
+#include <string>
+
+#include "config/config.h"
+
+namespace llmdion {
+
+// Returns the process exit code.
+int run_training(const Config& config);
+
+}  // namespace llmdion
