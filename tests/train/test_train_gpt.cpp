@@ -1,0 +1,229 @@
+// build/train_gpt end to end on a tiny model and synthetic shards: falling loss,
+// bit-for-bit determinism, exact resume after SIGTERM, refusals, NaN handling,
+// and llm.c checkpoint interop checked by an independent numpy reader.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+#include <thread>
+
+#include "core/rng.h"
+#include "data/shard.h"
+#include "test_util.h"
+
+namespace llmdion {
+namespace {
+
+using test::kBuildDir;
+
+// Shards of a learnable stream: short random "words" repeated with noise.
+void write_synthetic_shards(const test::ScratchDir& dir) {
+  SplitMix64 rng{5};
+  std::vector<std::vector<uint32_t>> words(40);
+  for (auto& w : words)
+    for (int k = 0; k < 4; k++) w.push_back(uint32_t(rng.below(250)));
+  for (int shard = 0; shard < 3; shard++) {
+    std::vector<uint32_t> tokens;
+    while (tokens.size() < 20000) {
+      const auto& w = words[rng.below(words.size())];
+      tokens.insert(tokens.end(), w.begin(), w.end());
+    }
+    write_shard(dir / (shard == 0 ? "d_val_000000.bin" : "d_train_00000" + std::to_string(shard) + ".bin"), tokens, 2);
+  }
+}
+
+std::string tiny_config(const test::ScratchDir& dir, const std::string& out) {
+  const std::string yaml = "run:\n  out_dir: " + (dir / out) +
+                           "\nmodel:\n  n_layer: 2\n  n_head: 2\n  d_model: 32\n  seq_len: 32\n  vocab_size: 256\n"
+                           "data:\n  train: " + (dir / "d_train_*.bin") + "\n  val: " + (dir / "d_val_*.bin") +
+                           "\ntrain:\n  micro_batch: 4\n  batch_tokens: 256\n  steps: 40\n  eval_every: 10\n"
+                           "  eval_tokens: 1024\n  ckpt_every: 10\n"
+                           "schedule:\n  warmup_steps: 5\noptim:\n  lr: 0.003\nscalar_opt:\n  lr: 0.003\n";
+  test::write_text(dir / (out + ".yaml"), yaml);
+  return dir / (out + ".yaml");
+}
+
+int train(const std::string& config, const std::string& extra, std::string* output = nullptr) {
+  return test::run_command(kBuildDir + "/train_gpt --config " + config + " " + extra, output);
+}
+
+// loss.csv without the timing columns (step_ms, tokens_per_s), which no two runs share.
+std::vector<std::string> deterministic_rows(const std::string& path) {
+  std::istringstream in(test::read_text(path));
+  std::vector<std::string> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> fields;
+    std::stringstream ss(line);
+    std::string f;
+    while (std::getline(ss, f, ',')) fields.push_back(f);
+    while (fields.size() < 8) fields.push_back("");
+    rows.push_back(fields[0] + "," + fields[1] + "," + fields[2] + "," + fields[3] + "," + fields[4] + "," + fields[5]);
+  }
+  return rows;
+}
+
+double column(const std::string& row, int index) {
+  std::stringstream ss(row);
+  std::string f;
+  for (int i = 0; i <= index; i++) std::getline(ss, f, ',');
+  return std::stod(f);
+}
+
+class TrainGpt : public ::testing::Test {
+ protected:
+  void SetUp() override { write_synthetic_shards(dir_); }
+  test::ScratchDir dir_;
+};
+
+TEST_F(TrainGpt, loss_falls_and_the_csv_has_its_documented_columns) {
+  std::string out;
+  ASSERT_EQ(train(tiny_config(dir_, "a"), "", &out), 0) << out;
+  const std::vector<std::string> rows = deterministic_rows(dir_ / "a/loss.csv");
+  ASSERT_EQ(rows.size(), 41u);
+  const std::string csv = test::read_text(dir_ / "a/loss.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,tokens_per_s");
+  EXPECT_EQ(column(rows[1], 1), 256);     // tokens after step 0
+  EXPECT_EQ(column(rows[40], 1), 10240);  // after step 39
+  EXPECT_NEAR(column(rows[1], 2), 0.003 / 5, 1e-12);  // warmup
+  EXPECT_EQ(column(rows[40], 2), 0);                  // decayed to final_lr_frac 0
+  const double first = column(rows[1], 3), last = column(rows[40], 3);
+  EXPECT_NEAR(first, std::log(256.0), 0.3) << "initial loss should be near ln(vocab)";
+  EXPECT_LT(last, first - 1.5) << "loss did not fall: " << first << " -> " << last;
+  EXPECT_FALSE(rows[10].ends_with(",,")) << "val_loss missing at step 9: " << rows[10];
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "a/config.yaml"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "a/train.log"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "a/checkpoints/step_00000040/COMPLETE"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "a/checkpoints/step_00000030/COMPLETE"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "a/checkpoints/step_00000020")) << "ckpt_keep 2";
+}
+
+TEST_F(TrainGpt, same_config_and_seed_give_the_same_losses_bit_for_bit) {
+  std::string out;
+  const std::string config = tiny_config(dir_, "a");
+  ASSERT_EQ(train(config, "", &out), 0) << out;
+  ASSERT_EQ(train(config, "--set run.out_dir=" + (dir_ / "b"), &out), 0) << out;
+  EXPECT_EQ(deterministic_rows(dir_ / "a/loss.csv"), deterministic_rows(dir_ / "b/loss.csv"));
+  ASSERT_EQ(train(config, "--set run.out_dir=" + (dir_ / "c") + " --set run.seed=7", &out), 0) << out;
+  EXPECT_NE(deterministic_rows(dir_ / "a/loss.csv"), deterministic_rows(dir_ / "c/loss.csv"));
+}
+
+TEST_F(TrainGpt, interrupted_by_sigterm_and_resumed_equals_an_uninterrupted_run) {
+  std::string out;
+  const std::string config = tiny_config(dir_, "whole");
+  const std::string options = " --set train.ckpt_every=0 --set train.steps=300";  // long enough to interrupt
+  ASSERT_EQ(train(config, options, &out), 0) << out;
+
+  // Same run, stopped by SIGTERM once a few steps are logged, then resumed.
+  const std::string resumed = dir_ / "resumed";
+  const std::string command = kBuildDir + "/train_gpt --config " + config + " --set run.out_dir=" + resumed +
+                              options + " > " + (dir_ / "first.log") + " 2>&1 & echo $!";
+  std::string pid_text;
+  ASSERT_EQ(test::run_command(command, &pid_text), 0);
+  const pid_t pid = std::stoi(pid_text);
+  for (int i = 0; i < 2000 && deterministic_rows(resumed + "/loss.csv").size() < 4; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 2000 && kill(pid, 0) == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const std::string first_log = test::read_text(dir_ / "first.log");
+  ASSERT_NE(first_log.find("stopped by signal"), std::string::npos) << first_log;
+  const size_t rows_at_stop = deterministic_rows(resumed + "/loss.csv").size();
+  ASSERT_LT(rows_at_stop, 301u) << "the run finished before the signal";
+
+  // A damaged newer checkpoint (no COMPLETE marker) and a partial folder must be ignored.
+  std::filesystem::create_directories(resumed + "/checkpoints/step_00000099.partial");
+  std::filesystem::create_directories(resumed + "/checkpoints/step_00000098");
+  ASSERT_EQ(train(config, "--set run.out_dir=" + resumed + options + " --resume", &out), 0) << out;
+  EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+  EXPECT_EQ(deterministic_rows(resumed + "/loss.csv"), deterministic_rows(dir_ / "whole/loss.csv"));
+}
+
+TEST_F(TrainGpt, resume_refuses_another_model_shape_and_seed) {
+  std::string out;
+  const std::string config = tiny_config(dir_, "a");
+  ASSERT_EQ(train(config, "--set train.steps=10", &out), 0) << out;
+  EXPECT_NE(train(config, "--resume --set model.n_layer=3", &out), 0);
+  EXPECT_NE(out.find("n_layer 2 (config: 3)"), std::string::npos) << out;
+  EXPECT_NE(train(config, "--resume --set run.seed=5", &out), 0);
+  EXPECT_NE(out.find("run.seed"), std::string::npos) << out;
+}
+
+TEST_F(TrainGpt, nonfinite_loss_stops_naming_step_and_tensor_and_never_checkpoints_it) {
+  std::string out;
+  const std::string config = tiny_config(dir_, "a");
+  const std::string blowup = "--set optim.lr=1000 --set scalar_opt.lr=1000 --set schedule.warmup_steps=0 "
+                             "--set train.grad_clip=0 --set train.ckpt_every=1 --set train.ckpt_keep=0";
+  EXPECT_NE(train(config, blowup, &out), 0);
+  EXPECT_NE(out.find("non-finite gradient first in"), std::string::npos) << out;
+  EXPECT_NE(out.find("step "), std::string::npos) << out;
+  // Every checkpoint written holds finite weights only (the save refuses others).
+  ASSERT_EQ(train(config, blowup + " --set train.skip_nonfinite=true --set train.steps=12 --set run.out_dir=" +
+                              (dir_ / "skip"),
+                  &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("step skipped"), std::string::npos) << out;
+}
+
+TEST_F(TrainGpt, llmc_export_matches_llmc_layout_read_independently_and_loads_back) {
+  if (test::run_command("/usr/bin/python3 -c 'import numpy'") != 0) GTEST_SKIP() << "numpy is not installed";
+  std::string out;
+  const std::string config = tiny_config(dir_, "a");
+  ASSERT_EQ(train(config, "--set train.steps=5 --set run.export_llmc=" + (dir_ / "model.bin"), &out), 0) << out;
+  // llm.c's layout, restated in numpy, against the safetensors tensors by name.
+  const std::string script = R"(
+import json, struct, sys, numpy as np
+raw = open(sys.argv[1], 'rb').read()
+h = np.frombuffer(raw[:1024], dtype='<i4')
+assert h[0] == 20240326 and h[1] == 3, h[:8]
+maxT, V, L, NH, C, Vp = (int(x) for x in h[2:8])
+w = np.frombuffer(raw[1024:], dtype='<f4')
+sizes = [('wte', Vp*C), ('wpe', maxT*C), ('ln1w', L*C), ('ln1b', L*C), ('qkvw', L*3*C*C), ('qkvb', L*3*C),
+         ('attprojw', L*C*C), ('attprojb', L*C), ('ln2w', L*C), ('ln2b', L*C), ('fcw', L*4*C*C), ('fcb', L*4*C),
+         ('fcprojw', L*4*C*C), ('fcprojb', L*C), ('lnfw', C), ('lnfb', C)]
+assert sum(n for _, n in sizes) == w.size
+llmc, at = {}, 0
+for name, n in sizes:
+    llmc[name] = w[at:at+n]; at += n
+st = open(sys.argv[2], 'rb').read()
+n = struct.unpack('<Q', st[:8])[0]
+hdr = json.loads(st[8:8+n])
+def ours(name):
+    b, e = hdr[name]['data_offsets']
+    return np.frombuffer(st[8+n+b:8+n+e], dtype='<f4')
+assert (llmc['wte'] == ours('wte')).all() and (llmc['wpe'] == ours('wpe')).all()
+for l in range(L):
+    p = f'blocks.{l}.'
+    qkv = llmc['qkvw'].reshape(L, 3*C*C)[l]
+    assert (qkv == np.concatenate([ours(p+'attn.q.weight'), ours(p+'attn.k.weight'), ours(p+'attn.v.weight')])).all()
+    assert (llmc['fcprojw'].reshape(L, -1)[l] == ours(p+'mlp.proj.weight')).all()
+    assert (llmc['ln2b'].reshape(L, C)[l] == ours(p+'ln2.bias')).all()
+    assert (llmc['qkvb'].reshape(L, 3*C)[l] == np.concatenate([ours(p+'attn.q.bias'), ours(p+'attn.k.bias'), ours(p+'attn.v.bias')])).all()
+assert (llmc['lnfb'] == ours('lnf.bias')).all()
+print('ok')
+)";
+  test::write_text(dir_ / "check.py", script);
+  ASSERT_EQ(test::run_command("/usr/bin/python3 " + (dir_ / "check.py") + " " + (dir_ / "model.bin") + " " +
+                                  (dir_ / "a/checkpoints/step_00000005/model.safetensors"),
+                              &out),
+            0)
+      << out;
+  // init_from the export and export again: the same bytes.
+  ASSERT_EQ(train(config, "--set train.steps=1 --set optim.lr=0 --set scalar_opt.lr=0 --set run.out_dir=" +
+                              (dir_ / "b") + " --set model.init_from=" + (dir_ / "model.bin") +
+                              " --set run.export_llmc=" + (dir_ / "again.bin"),
+                  &out),
+            0)
+      << out;
+  EXPECT_EQ(test::read_text(dir_ / "model.bin"), test::read_text(dir_ / "again.bin"));
+  EXPECT_NE(train(config, "--set model.d_model=64 --set model.init_from=" + (dir_ / "model.bin"), &out), 0);
+  EXPECT_NE(out.find("d_model 32"), std::string::npos) << out;
+  EXPECT_NE(train(config, "--set model.tied_embeddings=false --set run.export_llmc=" + (dir_ / "x.bin"), &out), 0);
+  EXPECT_NE(out.find("GPT-2 only"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace llmdion
