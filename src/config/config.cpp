@@ -225,6 +225,14 @@ std::string config_to_yaml(const Config& config) {
   return std::string(out.c_str()) + "\n";
 }
 
+std::string config_hash(const Config& config) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : config_to_yaml(config)) hash = (hash ^ c) * 0x100000001b3ull;
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(hash));
+  return hex;
+}
+
 int64_t grad_accum_steps(const Config& config, int world_size) {
   const int64_t micro_tokens = config.train.micro_batch * config.model.seq_len * world_size;
   if (config.train.batch_tokens == 0) return 1;

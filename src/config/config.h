@@ -114,6 +114,9 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 // The fully resolved config as YAML: every key, defaults included.
 std::string config_to_yaml(const Config& config);
 
+// FNV-1a of the resolved YAML: equal configs, equal hashes (checkpoints record it).
+std::string config_hash(const Config& config);
+
 // Micro-steps per optimizer step for a world of `world_size` ranks; throws
 // ConfigError when train.batch_tokens is not a whole number of micro-batches.
 int64_t grad_accum_steps(const Config& config, int world_size);

@@ -40,7 +40,7 @@ std::vector<fs::path> complete_checkpoints(const std::string& out_dir) {
 }  // namespace
 
 std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer& optimizer, const TrainState& state,
-                            const std::string& config_yaml, int64_t keep) {
+                            const Config& config) {
   char name[32];
   std::snprintf(name, sizeof(name), "step_%08lld", static_cast<long long>(state.step));
   const fs::path folder = fs::path(out_dir) / "checkpoints" / name;
@@ -81,7 +81,8 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
   out << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
   for (const auto& [key, value] : shape_fields(model.shape())) out << YAML::Key << key << YAML::Value << value;
   out << YAML::EndMap;
-  out << YAML::Key << "config" << YAML::Value << YAML::Literal << config_yaml;
+  out << YAML::Key << "config_hash" << YAML::Value << config_hash(config);
+  out << YAML::Key << "config" << YAML::Value << YAML::Literal << config_to_yaml(config);
   out << YAML::EndMap;
   write_file_atomic((partial / "state.yaml").string(), [&](std::ostream& o) { o << out.c_str() << "\n"; });
   write_file_atomic((partial / kCompleteMarker).string(), [&](std::ostream& o) { o << state.step << "\n"; });
@@ -89,8 +90,9 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
   fs::rename(partial, folder);
 
   const std::vector<fs::path> all = complete_checkpoints(out_dir);
+  const size_t keep = size_t(config.train.ckpt_keep);
   if (keep > 0)
-    for (size_t i = 0; i + size_t(keep) < all.size(); i++) fs::remove_all(all[i]);
+    for (size_t i = 0; i + keep < all.size(); i++) fs::remove_all(all[i]);
   return folder.string();
 }
 

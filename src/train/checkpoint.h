@@ -5,7 +5,7 @@
 //                          padded rows (metadata vocab_size says how many are real)
 //   optimizer.safetensors  the optimizer's state buffers (e.g. adamw.m, adamw.v)
 //   state.yaml             step, tokens, optimizer update count, data position,
-//                          seed, model shape, the run's resolved config
+//                          seed, model shape, config hash and the resolved config
 //   COMPLETE               written last: a folder without it is never read
 // The folder is built as step_00000100.partial/ and renamed when complete.
 #pragma once
@@ -28,10 +28,10 @@ struct TrainState {
   uint64_t seed = 0;         // run.seed: data order and samples derive from it
 };
 
-// Writes a checkpoint of `state` and deletes all but the newest `keep` (0: keep all).
+// Writes a checkpoint of `state` and deletes all but the newest train.ckpt_keep (0: keep all).
 // Returns its folder.
 std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer& optimizer, const TrainState& state,
-                            const std::string& config_yaml, int64_t keep);
+                            const Config& config);
 
 // The newest complete checkpoint folder under out_dir, if any.
 std::optional<std::string> latest_checkpoint(const std::string& out_dir);

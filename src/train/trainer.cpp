@@ -120,7 +120,6 @@ std::string format_duration(double seconds) {
 
 int run_training(const Config& config) {
   const std::string& out_dir = config.run.out_dir;
-  const std::string config_yaml = config_to_yaml(config);
   const GptShape shape = shape_from_config(config.model);
   const int64_t grad_accum = grad_accum_steps(config, 1);
   const int64_t B = config.train.micro_batch, T = config.model.seq_len;
@@ -241,8 +240,7 @@ int run_training(const Config& config) {
     }
     const bool stopping = stop_requested.load();
     if (due(config.train.ckpt_every, step) || stopping) {
-      const std::string folder =
-          save_checkpoint(out_dir, *model, *optimizer, state, config_yaml, config.train.ckpt_keep);
+      const std::string folder = save_checkpoint(out_dir, *model, *optimizer, state, config);
       spdlog::info("checkpoint {}", folder);
     }
     if (stopping) {
