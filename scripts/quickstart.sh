@@ -8,4 +8,5 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
 bash data/prepare_sotu.sh
-build/train_gpt --config configs/default.yaml "$@"
+# --resume: running this again continues an interrupted run (or finds it done).
+build/train_gpt --config configs/default.yaml --resume "$@"

@@ -28,12 +28,16 @@ void for_each_llmc_run(const GptShape& s, const std::function<void(int64_t, int6
   visit(layout.lnf_b, C);
 }
 
+}  // namespace
+
 void check_llmc_compatible(const GptShape& s, const std::string& path) {
   if (!s.tied_embeddings || !s.bias || s.mlp_hidden != 4 * s.d_model)
     throw std::runtime_error("'" + path + "': llm.c's checkpoint holds GPT-2 only (tied embeddings, biases, " +
                              "MLP of 4 x d_model); this model has tied_embeddings " + std::to_string(s.tied_embeddings) +
                              ", bias " + std::to_string(s.bias) + ", MLP " + std::to_string(s.mlp_hidden));
 }
+
+namespace {
 
 std::string describe(const GptShape& s) {
   return "seq_len " + std::to_string(s.seq_len) + ", vocab " + std::to_string(s.vocab_size) + " (padded " +

@@ -23,6 +23,9 @@ GptShape read_llmc_shape(const std::string& path);
 // shape must equal `shape`, else a clear error names both.
 void read_llmc_checkpoint(const std::string& path, const GptShape& shape, std::span<float> params);
 
+// Throws, naming path, for shapes llm.c's format cannot hold.
+void check_llmc_compatible(const GptShape& shape, const std::string& path);
+
 // Writes params as an llm.c checkpoint (atomically). Throws for shapes llm.c
 // cannot hold (untied head, no biases, MLP ratio other than 4).
 void write_llmc_checkpoint(const std::string& path, const GptShape& shape, std::span<const float> params);

@@ -125,6 +125,7 @@ int run_training(const Config& config) {
   const int64_t B = config.train.micro_batch, T = config.model.seq_len;
   const int64_t tokens_per_step = grad_accum * B * T;
 
+  if (!config.run.export_llmc.empty()) check_llmc_compatible(shape, config.run.export_llmc);  // fail before training
   std::unique_ptr<Model> model = make_model(config.run.device, shape, B, T);
   const GptLayout& layout = model->layout();
   spdlog::info("model: GPT-2, {} layers, {} heads, d_model {}, seq_len {}, vocab {} (padded {}), {} embeddings, {}",
@@ -153,16 +154,18 @@ int run_training(const Config& config) {
 
   TrainState state;
   state.seed = uint64_t(config.run.seed);
-  if (config.run.resume == "auto") {
-    if (std::optional<std::string> latest = latest_checkpoint(out_dir)) {
-      const TrainState saved = load_checkpoint(*latest, *model, *optimizer);
-      if (saved.seed != state.seed)
-        throw std::runtime_error("cannot resume from '" + *latest + "': it was trained with run.seed " +
-                                 std::to_string(saved.seed) + ", the config says " + std::to_string(state.seed));
-      state = saved;
-      train_data.restore(state.data);
-      spdlog::info("resumed from {} ({} steps done)", *latest, state.step);
-    }
+  const std::optional<std::string> latest = latest_checkpoint(out_dir);
+  if (latest && config.run.resume != "auto")
+    throw std::runtime_error("'" + out_dir + "' already holds checkpoints of a run (" + *latest +
+                             "): continue it with --resume, or choose another run.out_dir");
+  if (latest && config.run.resume == "auto") {
+    const TrainState saved = load_checkpoint(*latest, *model, *optimizer);
+    if (saved.seed != state.seed)
+      throw std::runtime_error("cannot resume from '" + *latest + "': it was trained with run.seed " +
+                               std::to_string(saved.seed) + ", the config says " + std::to_string(state.seed));
+    state = saved;
+    train_data.restore(state.data);
+    spdlog::info("resumed from {} ({} steps done)", *latest, state.step);
   }
 
   LossCsv csv(out_dir + "/loss.csv", state.step);

@@ -149,6 +149,8 @@ TEST_F(TrainGpt, resume_refuses_another_model_shape_and_seed) {
   EXPECT_NE(out.find("n_layer 2 (config: 3)"), std::string::npos) << out;
   EXPECT_NE(train(config, "--resume --set run.seed=5", &out), 0);
   EXPECT_NE(out.find("run.seed"), std::string::npos) << out;
+  EXPECT_NE(train(config, "", &out), 0) << "a fresh run over an earlier run's checkpoints";
+  EXPECT_NE(out.find("already holds checkpoints"), std::string::npos) << out;
 }
 
 TEST_F(TrainGpt, nonfinite_loss_stops_naming_step_and_tensor_and_never_checkpoints_it) {
@@ -221,7 +223,10 @@ print('ok')
   EXPECT_EQ(test::read_text(dir_ / "model.bin"), test::read_text(dir_ / "again.bin"));
   EXPECT_NE(train(config, "--set model.d_model=64 --set model.init_from=" + (dir_ / "model.bin"), &out), 0);
   EXPECT_NE(out.find("d_model 32"), std::string::npos) << out;
-  EXPECT_NE(train(config, "--set model.tied_embeddings=false --set run.export_llmc=" + (dir_ / "x.bin"), &out), 0);
+  EXPECT_NE(train(config, "--set model.tied_embeddings=false --set train.steps=2 --set run.out_dir=" + (dir_ / "c") +
+                              " --set run.export_llmc=" + (dir_ / "x.bin"),
+                  &out),
+            0);
   EXPECT_NE(out.find("GPT-2 only"), std::string::npos) << out;
 }
 
