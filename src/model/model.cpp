@@ -27,7 +27,8 @@ class CpuModel final : public Model {
     // Fixed chunks summed in order: the same norm whatever the thread count.
     constexpr int64_t kChunk = 1 << 16;
     const int64_t n = int64_t(gpt_.grads.size()), chunks = (n + kChunk - 1) / kChunk;
-    std::vector<double> partial(chunks);
+    std::vector<double>& partial = norm_partials_;
+    partial.resize(chunks);  // allocates on the first call only
     #pragma omp parallel for
     for (int64_t c = 0; c < chunks; c++) {
       double sum = 0;
@@ -59,6 +60,7 @@ class CpuModel final : public Model {
 
  private:
   cpu::CpuGpt<float> gpt_;
+  std::vector<double> norm_partials_;
 };
 
 }  // namespace
