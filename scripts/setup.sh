@@ -3,12 +3,14 @@
 # builds it in Release into build/. Safe to run again.
 #   bash scripts/setup.sh            # CPU build (+ CUDA backend when nvcc is found)
 #   LLMDION_CUDA=OFF bash scripts/setup.sh
+#   LLMDION_TEST_DEPS=1 bash scripts/setup.sh  # also numpy, matplotlib, torch: the tests' references
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 packages=(cmake g++ make libyaml-cpp-dev libspdlog-dev libcli11-dev libopenmpi-dev openmpi-bin
           libopenblas-openmp-dev libgtest-dev python3)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+[ -n "${LLMDION_TEST_DEPS:-}" ] && packages+=(python3-numpy python3-matplotlib python3-torch)
 
 missing=()
 for p in "${packages[@]}"; do

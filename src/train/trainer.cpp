@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/rng.h"
@@ -54,7 +53,8 @@ DataLoaderOptions loader_options(const Config& c, const std::string& pattern, in
 // loss.csv: kept to the rows of the steps a resumed run has completed, then appended.
 class LossCsv {
  public:
-  LossCsv(const std::string& path, int64_t completed_steps) {
+  LossCsv(const std::string& path, int64_t completed_steps, int64_t tokens_per_step)
+      : tokens_per_step_(tokens_per_step) {
     std::string kept = std::string(kCsvHeader) + "\n";
     if (completed_steps > 0) {
       std::ifstream in(path);
@@ -78,9 +78,9 @@ class LossCsv {
     std::fprintf(file_, ",%.9g,%.3f,%.1f\n", grad_norm, step_ms, double(tokens_per_step_) * 1000.0 / step_ms);
     std::fflush(file_);
   }
-  int64_t tokens_per_step_ = 0;
 
  private:
+  int64_t tokens_per_step_;
   std::FILE* file_;
 };
 
@@ -168,8 +168,7 @@ int run_training(const Config& config) {
     spdlog::info("resumed from {} ({} steps done)", *latest, state.step);
   }
 
-  LossCsv csv(out_dir + "/loss.csv", state.step);
-  csv.tokens_per_step_ = tokens_per_step;
+  LossCsv csv(out_dir + "/loss.csv", state.step, tokens_per_step);
   std::unique_ptr<Gpt2Tokenizer> tokenizer;
   std::unique_ptr<Model> sampler;
   if (config.train.sample_every > 0) {
