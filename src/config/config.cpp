@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 namespace llmdion {
 
@@ -165,22 +167,35 @@ void assign_tree(std::vector<ConfigField>& fields, const YAML::Node& node, const
   }
 }
 
+// A field's value as text, as config.yaml writes it.
+std::string field_text(const ConfigField& f) {
+  if (auto* p = std::get_if<int64_t*>(&f.value)) return std::to_string(**p);
+  if (auto* p = std::get_if<double*>(&f.value)) return format_number(**p);
+  if (auto* p = std::get_if<bool*>(&f.value)) return **p ? "true" : "false";
+  return *std::get<std::string*>(f.value);
+}
+
 }  // namespace
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot read config file '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), "config file '" + path + "'", overrides);
+}
+
+Config parse_config(const std::string& yaml, const std::string& source, const std::vector<std::string>& overrides) {
   Config config;
   std::vector<ConfigField> fields = config_fields(config);
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError("cannot read config file '" + path + "'");
+    root = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
-    throw ConfigError("config file '" + path + "' is not valid YAML: line " + std::to_string(e.mark.line + 1) +
-                      ": " + e.msg);
+    throw ConfigError(source + " is not valid YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
-  if (!root.IsNull() && !root.IsMap()) throw ConfigError("config file '" + path + "' must be a map of sections");
-  assign_tree(fields, root, "", "'" + path + "'");
+  if (!root.IsNull() && !root.IsMap()) throw ConfigError(source + " must be a map of sections");
+  assign_tree(fields, root, "", source);
   for (const std::string& o : overrides) {
     const size_t eq = o.find('=');
     if (eq == std::string::npos || eq == 0)
@@ -196,10 +211,19 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   }
   if (config.model.d_model % config.model.n_head != 0)
     throw ConfigError("model.d_model (" + std::to_string(config.model.d_model) + ") must be a multiple of model.n_head (" +
-                      std::to_string(config.model.n_head) + ") in '" + path + "'");
+                      std::to_string(config.model.n_head) + ") in " + source);
   if (config.optim.beta1 >= 1 || config.optim.beta2 >= 1 || config.scalar_opt.beta1 >= 1 || config.scalar_opt.beta2 >= 1)
-    throw ConfigError("AdamW betas must be below 1 (optim.beta1/beta2, scalar_opt.beta1/beta2) in '" + path + "'");
+    throw ConfigError("AdamW betas must be below 1 (optim.beta1/beta2, scalar_opt.beta1/beta2) in " + source);
   return config;
+}
+
+std::vector<std::string> differing_keys(const Config& a, const Config& b) {
+  Config ca = a, cb = b;
+  const std::vector<ConfigField> fa = config_fields(ca), fb = config_fields(cb);
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < fa.size(); i++)
+    if (field_text(fa[i]) != field_text(fb[i])) keys.push_back(fa[i].key + " " + field_text(fa[i]) + " -> " + field_text(fb[i]));
+  return keys;
 }
 
 std::string config_to_yaml(const Config& config) {
@@ -215,10 +239,8 @@ std::string config_to_yaml(const Config& config) {
       section = head;
     }
     out << YAML::Key << f.key.substr(f.key.find('.') + 1) << YAML::Value;
-    if (auto* p = std::get_if<int64_t*>(&f.value)) out << std::to_string(**p);
-    else if (auto* p = std::get_if<double*>(&f.value)) out << format_number(**p);
-    else if (auto* p = std::get_if<bool*>(&f.value)) out << (**p ? "true" : "false");
-    else out << YAML::DoubleQuoted << *std::get<std::string*>(f.value);
+    if (std::holds_alternative<std::string*>(f.value)) out << YAML::DoubleQuoted;
+    out << field_text(f);
   }
   if (!section.empty()) out << YAML::EndMap;
   out << YAML::EndMap;

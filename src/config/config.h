@@ -110,6 +110,12 @@ std::vector<ConfigField> config_fields(Config& config);
 // Reads `path` (YAML), applies "key.path=value" overrides in order, and checks
 // every key, type and range. Throws ConfigError naming the key and its source.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from YAML text; `source` names it in errors (e.g. "checkpoint 'x'").
+Config parse_config(const std::string& yaml, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+
+// The keys whose values differ, as "key old -> new".
+std::vector<std::string> differing_keys(const Config& a, const Config& b);
 
 // The fully resolved config as YAML: every key, defaults included.
 std::string config_to_yaml(const Config& config);

@@ -2,7 +2,6 @@
 
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "core/atomic_file.h"
@@ -63,11 +62,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
 }
 
 TensorFile read_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw std::runtime_error("cannot open '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
+  std::string bytes(size_t(in.tellg()), '\0');
+  in.seekg(0);
+  if (!in.read(bytes.data(), std::streamsize(bytes.size()))) throw std::runtime_error("cannot read '" + path + "'");
   auto bad = [&](const std::string& what) { return std::runtime_error("'" + path + "' is not a valid safetensors file: " + what); };
   uint64_t n = 0;
   if (bytes.size() < 8) throw bad("shorter than its length prefix");

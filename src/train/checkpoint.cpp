@@ -44,16 +44,16 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
   char name[32];
   std::snprintf(name, sizeof(name), "step_%08lld", static_cast<long long>(state.step));
   const fs::path folder = fs::path(out_dir) / "checkpoints" / name;
-  const fs::path partial = folder.string() + ".partial";
-  fs::remove_all(partial);
-  fs::create_directories(partial);
-
   const GptLayout& layout = model.layout();
   std::vector<float> params(layout.num_params);
   model.copy_params_to_host(params);
   for (float p : params)
     if (!std::isfinite(p)) throw std::runtime_error("refusing to checkpoint step " + std::to_string(state.step) +
                                                     ": the weights hold NaN or Inf");
+  const fs::path partial = folder.string() + ".partial";
+  fs::remove_all(partial);
+  fs::create_directories(partial);
+
   std::vector<TensorView> tensors;
   for (const ParamTensor& t : layout.tensors)
     tensors.push_back({t.name, t.shape, std::span<const float>(params).subspan(t.offset, t.numel())});
@@ -152,6 +152,7 @@ TrainState load_checkpoint(const std::string& folder, Model& model, Optimizer& o
   state.data.window_cursor = state_yaml["data"]["window_cursor"].as<int64_t>();
   state.data.micro_step = state_yaml["data"]["micro_step"].as<int64_t>();
   state.seed = state_yaml["seed"].as<uint64_t>();
+  state.config_yaml = state_yaml["config"].as<std::string>();
   return state;
 }
 

@@ -26,6 +26,7 @@ struct TrainState {
   int64_t update_count = 0;  // optimizer updates applied (skipped steps excluded)
   DataPosition data;         // the train loader's position
   uint64_t seed = 0;         // run.seed: data order and samples derive from it
+  std::string config_yaml;   // the resolved config of the run (read back on load)
 };
 
 // Writes a checkpoint of `state` and deletes all but the newest train.ckpt_keep (0: keep all).

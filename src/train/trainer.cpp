@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -78,6 +81,7 @@ class LossCsv {
     std::fprintf(file_, ",%.9g,%.3f,%.1f\n", grad_norm, step_ms, double(tokens_per_step_) * 1000.0 / step_ms);
     std::fflush(file_);
   }
+  void sync() { fsync(fileno(file_)); }
 
  private:
   int64_t tokens_per_step_;
@@ -160,9 +164,18 @@ int run_training(const Config& config) {
                              "): continue it with --resume, or choose another run.out_dir");
   if (latest && config.run.resume == "auto") {
     const TrainState saved = load_checkpoint(*latest, *model, *optimizer);
-    if (saved.seed != state.seed)
-      throw std::runtime_error("cannot resume from '" + *latest + "': it was trained with run.seed " +
-                               std::to_string(saved.seed) + ", the config says " + std::to_string(state.seed));
+    // Only settings off the training path may change on resume.
+    const std::vector<std::string> free_to_change = {
+        "run.out_dir",        "run.resume",       "run.export_llmc",    "data.vocab_dir",      "train.eval_every",
+        "train.eval_tokens",  "train.ckpt_every", "train.ckpt_keep",    "train.sample_every",  "train.sample_tokens",
+        "train.sample_top_k"};
+    std::string changed;
+    for (const std::string& d : differing_keys(parse_config(saved.config_yaml, "checkpoint '" + *latest + "'"), config))
+      if (std::find(free_to_change.begin(), free_to_change.end(), d.substr(0, d.find(' '))) == free_to_change.end())
+        changed += (changed.empty() ? "" : ", ") + d;
+    if (!changed.empty())
+      throw std::runtime_error("cannot resume from '" + *latest + "' exactly: the config changed " + changed +
+                               "; restore those settings or start a new run.out_dir");
     state = saved;
     train_data.restore(state.data);
     spdlog::info("resumed from {} ({} steps done)", *latest, state.step);
@@ -240,8 +253,9 @@ int run_training(const Config& config) {
           sample_tokens(*sampler, tokenizer->eot_id(), config.train.sample_tokens, config.train.sample_top_k, rng);
       spdlog::info("sample at step {}:\n{}", step, tokenizer->decode(ids));
     }
-    const bool stopping = stop_requested.load();
+    const bool stopping = stop_requested.load() && state.step < steps;  // at the end, finish normally
     if (due(config.train.ckpt_every, step) || stopping) {
+      csv.sync();  // the rows up to this checkpoint are on disk before it is
       const std::string folder = save_checkpoint(out_dir, *model, *optimizer, state, config);
       spdlog::info("checkpoint {}", folder);
     }

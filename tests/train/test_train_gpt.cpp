@@ -141,7 +141,7 @@ TEST_F(TrainGpt, interrupted_by_sigterm_and_resumed_equals_an_uninterrupted_run)
   EXPECT_EQ(deterministic_rows(resumed + "/loss.csv"), deterministic_rows(dir_ / "whole/loss.csv"));
 }
 
-TEST_F(TrainGpt, resume_refuses_another_model_shape_and_seed) {
+TEST_F(TrainGpt, resume_refuses_another_model_shape_seed_or_training_setting) {
   std::string out;
   const std::string config = tiny_config(dir_, "a");
   ASSERT_EQ(train(config, "--set train.steps=10", &out), 0) << out;
@@ -149,6 +149,9 @@ TEST_F(TrainGpt, resume_refuses_another_model_shape_and_seed) {
   EXPECT_NE(out.find("n_layer 2 (config: 3)"), std::string::npos) << out;
   EXPECT_NE(train(config, "--resume --set run.seed=5", &out), 0);
   EXPECT_NE(out.find("run.seed"), std::string::npos) << out;
+  EXPECT_NE(train(config, "--resume --set train.batch_tokens=512", &out), 0);
+  EXPECT_NE(out.find("train.batch_tokens 256 -> 512"), std::string::npos) << out;
+  EXPECT_EQ(train(config, "--resume --set train.eval_every=3 --set train.steps=10", &out), 0) << out;
   EXPECT_NE(train(config, "", &out), 0) << "a fresh run over an earlier run's checkpoints";
   EXPECT_NE(out.find("already holds checkpoints"), std::string::npos) << out;
 }

@@ -94,6 +94,8 @@ void CpuGpt<Real>::backward(Real loss_scale) {
   Real* g = grads.data();
   auto grad_at = [&](int64_t offset) { return offset < 0 ? nullptr : g + offset; };
   Real* d_res = d_residual_.data();
+  const size_t scratch = size_t(omp_get_max_threads()) * size_t(T_ * T_);  // one T x T per thread
+  if (d_attn_scratch_.size() < scratch) d_attn_scratch_.resize(scratch);  // only if threads were added
 
   // Head: dlogits overwrites the probabilities.
   softmax_cross_entropy_backward(logits_.data(), targets_.data(), loss_scale / Real(N), N, V, Vp);
