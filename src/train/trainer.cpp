@@ -244,10 +244,8 @@ int run_training(const Config& config) {
                    format_duration(eta));
 
     if (sampler && due(config.train.sample_every, step)) {
-      sampler->copy_params_from_host([&] {
-        model->copy_params_to_host(host_params);
-        return std::span<const float>(host_params);
-      }());
+      model->copy_params_to_host(host_params);
+      sampler->copy_params_from_host(host_params);
       SplitMix64 rng{derive_seed({state.seed, 0x5a3b1e, uint64_t(step)})};
       const std::vector<uint32_t> ids =
           sample_tokens(*sampler, tokenizer->eot_id(), config.train.sample_tokens, config.train.sample_top_k, rng);
