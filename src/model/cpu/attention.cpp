@@ -12,6 +12,13 @@
 #include "model/cpu/vector_math.h"
 
 namespace llmdion::cpu {
+namespace {
+
+// Where (batch b, head h) starts in a [B, T, 3C] qkv row layout: q; k and v
+// follow at +C and +2C.
+int64_t head_offset(int64_t bh, int64_t T, int64_t C, int64_t NH) { return (bh / NH) * T * 3 * C + (bh % NH) * (C / NH); }
+
+}  // namespace
 
 template <typename Real>
 void attention_forward(Real* out, Real* probs, const Real* qkv, int64_t B, int64_t T, int64_t C, int64_t NH) {
@@ -19,8 +26,7 @@ void attention_forward(Real* out, Real* probs, const Real* qkv, int64_t B, int64
   const Real scale = Real(1) / std::sqrt(Real(hs));
   #pragma omp parallel for
   for (int64_t bh = 0; bh < B * NH; bh++) {
-    const int64_t b = bh / NH, h = bh % NH;
-    const Real* q = qkv + b * T * C3 + h * hs;
+    const Real* q = qkv + head_offset(bh, T, C, NH);
     const Real* k = q + C;
     const Real* v = q + 2 * C;
     Real* p = probs + bh * T * T;
@@ -33,7 +39,7 @@ void attention_forward(Real* out, Real* probs, const Real* qkv, int64_t B, int64
       for (int64_t j = 0; j <= i; j++) row[j] *= inv_sum;
       for (int64_t j = i + 1; j < T; j++) row[j] = 0;
     }
-    gemm<Real>(false, false, T, hs, T, 1, p, T, v, C3, 0, out + b * T * C + h * hs, C);
+    gemm<Real>(false, false, T, hs, T, 1, p, T, v, C3, 0, out + (bh / NH) * T * C + (bh % NH) * hs, C);
   }
 }
 
@@ -44,14 +50,13 @@ void attention_backward(Real* dqkv, Real* scratch, const Real* dout, const Real*
   const Real scale = Real(1) / std::sqrt(Real(hs));
   #pragma omp parallel for
   for (int64_t bh = 0; bh < B * NH; bh++) {
-    const int64_t b = bh / NH, h = bh % NH;
-    const Real* q = qkv + b * T * C3 + h * hs;
+    const Real* q = qkv + head_offset(bh, T, C, NH);
     const Real* k = q + C;
     const Real* v = q + 2 * C;
-    Real* dq = dqkv + b * T * C3 + h * hs;
+    Real* dq = dqkv + head_offset(bh, T, C, NH);
     Real* dk = dq + C;
     Real* dv = dq + 2 * C;
-    const Real* dy = dout + b * T * C + h * hs;
+    const Real* dy = dout + (bh / NH) * T * C + (bh % NH) * hs;
     const Real* p = probs + bh * T * T;
     Real* ds = scratch + int64_t(omp_get_thread_num()) * T * T;
     gemm<Real>(false, true, T, T, hs, 1, dy, C, v, C3, 0, ds, T);   // dP
