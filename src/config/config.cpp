@@ -46,12 +46,23 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"schedule.warmup_steps", &c.schedule.warmup_steps, 0, 1e12},
       {"schedule.decay_frac", &c.schedule.decay_frac, 0, 1},
       {"schedule.final_lr_frac", &c.schedule.final_lr_frac, 0, 1},
-      {"optim.matrix", &c.optim.matrix, 0, 0, {"adamw"}},
+      {"optim.matrix", &c.optim.matrix, 0, 0, {"adamw", "muon", "dion", "dion2"}},
       {"optim.lr", &c.optim.lr, 0, 1e3},
       {"optim.weight_decay", &c.optim.weight_decay, 0, 1e3},
       {"optim.beta1", &c.optim.beta1, 0, 1},
       {"optim.beta2", &c.optim.beta2, 0, 1},
       {"optim.eps", &c.optim.eps, 0, 1},
+      {"optim.mu", &c.optim.mu, 0, 1},
+      {"optim.nesterov", &c.optim.nesterov},
+      {"optim.scale", &c.optim.scale, 0, 0, {"spectral", "rms", "none"}},
+      {"optim.ortho", &c.optim.ortho, 0, 0, {"newton_schulz", "polar_express"}},
+      {"optim.ortho_steps", &c.optim.ortho_steps, 1, 100},
+      {"optim.alpha", &c.optim.alpha, 1e-9, 1},
+      {"optim.select", &c.optim.select, 0, 0, {"l1", "random"}},
+      {"optim.select_dim", &c.optim.select_dim, 0, 0, {"shorter", "rows", "cols"}},
+      {"optim.decay", &c.optim.decay, 0, 0, {"selective", "full"}},
+      {"optim.rank_frac", &c.optim.rank_frac, 1e-9, 1},
+      {"optim.normalize", &c.optim.normalize, 0, 0, {"none", "neuron"}},
       {"scalar_opt.lr", &c.scalar_opt.lr, 0, 1e3},
       {"scalar_opt.beta1", &c.scalar_opt.beta1, 0, 1},
       {"scalar_opt.beta2", &c.scalar_opt.beta2, 0, 1},
@@ -214,6 +225,9 @@ Config parse_config(const std::string& yaml, const std::string& source, const st
                       std::to_string(config.model.n_head) + ") in " + source);
   if (config.optim.beta1 >= 1 || config.optim.beta2 >= 1 || config.scalar_opt.beta1 >= 1 || config.scalar_opt.beta2 >= 1)
     throw ConfigError("AdamW betas must be below 1 (optim.beta1/beta2, scalar_opt.beta1/beta2) in " + source);
+  if (config.optim.normalize == "neuron" && config.optim.matrix != "muon" && config.optim.matrix != "dion2")
+    throw ConfigError("optim.normalize: neuron (NorMuon) applies to optim.matrix muon or dion2, not " +
+                      config.optim.matrix + ", in " + source);
   return config;
 }
 

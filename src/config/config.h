@@ -68,14 +68,26 @@ struct ScheduleConfig {
   double final_lr_frac = 0.0;
 };
 
-// The optimizer of the matrix parameters (attention and MLP weights).
+// The optimizer of the matrix parameters (attention and MLP weights). Keys
+// that an optimizer does not use are ignored by it.
 struct OptimConfig {
-  std::string matrix = "adamw";
+  std::string matrix = "adamw";      // adamw | muon | dion | dion2
   double lr = 6e-4;
-  double weight_decay = 0.1;   // decoupled: W -= lr * weight_decay * W
-  double beta1 = 0.9;          // AdamW's moments, when matrix is adamw
-  double beta2 = 0.95;
-  double eps = 1e-8;
+  double weight_decay = 0.1;         // decoupled: W *= 1 - lr * weight_decay, every entry
+  double beta1 = 0.9;                // AdamW's moments (matrix: adamw)
+  double beta2 = 0.95;               // AdamW's second moment; NorMuon's per-neuron one
+  double eps = 1e-8;                 // AdamW's and NorMuon's denominator guard
+  double mu = 0.95;                  // momentum (muon), error-feedback decay (dion, dion2)
+  bool nesterov = false;             // muon: orthonormalize G + mu M instead of M
+  std::string scale = "spectral";    // spectral: sqrt(fan_out/fan_in) | rms: 0.2 sqrt(max) | none
+  std::string ortho = "newton_schulz";  // newton_schulz (quintic 3.4445, -4.7750, 2.0315) | polar_express
+  int64_t ortho_steps = 5;
+  double alpha = 0.25;               // dion2: fraction of rows or columns orthonormalized per step
+  std::string select = "l1";         // dion2: l1 (top-k by l1 norm) | random (seeded, same on every rank)
+  std::string select_dim = "shorter";  // dion2: shorter | rows | cols
+  std::string decay = "selective";   // dion2: selective (M[K] *= mu) | full (M *= mu, the ablation)
+  double rank_frac = 0.25;           // dion: rank r = ceil(rank_frac * min(fan_out, fan_in))
+  std::string normalize = "none";    // muon, dion2: none | neuron (NorMuon's per-row second moment)
 };
 
 // AdamW for every other parameter: embeddings, head, norms and biases.

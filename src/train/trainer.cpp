@@ -30,7 +30,7 @@ namespace {
 std::atomic<bool> stop_requested{false};
 void on_stop_signal(int) { stop_requested = true; }
 
-constexpr const char* kCsvHeader = "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,tokens_per_s";
+constexpr const char* kCsvHeader = "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s";
 
 GptShape shape_from_config(const ModelConfig& m) {
   GptShape s;
@@ -74,11 +74,11 @@ class LossCsv {
   }
   ~LossCsv() { std::fclose(file_); }
   void row(int64_t step, int64_t tokens, double lr, double train_loss, std::optional<double> val_loss,
-           double grad_norm, double step_ms) {
+           double grad_norm, double step_ms, double opt_ms) {
     std::fprintf(file_, "%lld,%lld,%.9g,%.9g,", static_cast<long long>(step), static_cast<long long>(tokens), lr,
                  train_loss);
     if (val_loss) std::fprintf(file_, "%.9g", *val_loss);
-    std::fprintf(file_, ",%.9g,%.3f,%.1f\n", grad_norm, step_ms, double(tokens_per_step_) * 1000.0 / step_ms);
+    std::fprintf(file_, ",%.9g,%.3f,%.3f,%.1f\n", grad_norm, step_ms, opt_ms, double(tokens_per_step_) * 1000.0 / step_ms);
     std::fflush(file_);
   }
   void sync() { fsync(fileno(file_)); }
@@ -217,10 +217,13 @@ int run_training(const Config& config) {
       throw std::runtime_error("step " + std::to_string(step) + ": loss " + std::to_string(train_loss) +
                                ", non-finite gradient first in " + first_nonfinite_tensor(*model) +
                                "; stopping before the weights are touched (train.skip_nonfinite: true skips such steps)");
+    double opt_ms = 0;
     if (finite) {
       if (config.train.grad_clip > 0 && grad_norm > config.train.grad_clip)
         model->scale_grads(float(config.train.grad_clip / grad_norm));
+      const auto opt_start = std::chrono::steady_clock::now();
       optimizer->step(model->params(), model->grads(), lr_scale, ++state.update_count);
+      opt_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - opt_start).count();
     } else {
       spdlog::warn("step {}: non-finite loss or gradient (first in {}), step skipped", step,
                    first_nonfinite_tensor(*model));
@@ -233,14 +236,21 @@ int run_training(const Config& config) {
 
     std::optional<double> val_loss;
     if (due(config.train.eval_every, step)) val_loss = evaluate(*model, val_data, config.train.eval_tokens, inputs, targets);
-    csv.row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms);
+    csv.row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms, opt_ms);
+    if (step + 1 == steps) {
+      // done.yaml marks a finished run (sweep scripts skip it) with its final losses.
+      write_file_atomic(out_dir + "/done.yaml", [&](std::ostream& out) {
+        out << fmt::format("steps: {}\ntokens: {}\ntrain_loss: {:.9g}\nval_loss: {:.9g}\n", steps, state.tokens,
+                           train_loss, val_loss.value_or(NAN));
+      });
+    }
 
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const double eta = elapsed / double(step + 1 - first_step) * double(steps - step - 1);
     if (val_loss || step % 10 == 0 || step + 1 == steps)
-      spdlog::info("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | norm {:.3f} | {:.0f} ms | {:.0f} tok/s | ETA {}", step,
-                   steps, train_loss, val_loss ? fmt::format(" | val {:.4f}", *val_loss) : "",
-                   config.optim.lr * lr_scale, grad_norm, step_ms, double(tokens_per_step) * 1000.0 / step_ms,
+      spdlog::info("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | norm {:.3f} | {:.0f} ms (optimizer {:.1f}) | {:.0f} tok/s | ETA {}",
+                   step, steps, train_loss, val_loss ? fmt::format(" | val {:.4f}", *val_loss) : "",
+                   config.optim.lr * lr_scale, grad_norm, step_ms, opt_ms, double(tokens_per_step) * 1000.0 / step_ms,
                    format_duration(eta));
 
     if (sampler && due(config.train.sample_every, step)) {

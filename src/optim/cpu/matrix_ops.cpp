@@ -1,0 +1,219 @@
+// The matrix optimizers' operations on the CPU: OpenBLAS GEMMs and LAPACK
+// factorizations, OpenMP loops for the rest. Reductions use fixed blocks, so
+// results do not depend on the thread count.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "optim/matrix_ops.h"
+
+extern "C" {
+void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void sgeqrf_(const int* m, const int* n, float* a, const int* lda, float* tau, float* work, const int* lwork,
+             int* info);
+void sorgqr_(const int* m, const int* n, const int* k, float* a, const int* lda, const float* tau, float* work,
+             const int* lwork, int* info);
+}
+
+namespace llmdion {
+namespace {
+
+class CpuMatrixOps final : public MatrixOps {
+ public:
+  float* allocate(int64_t n) override { return buffers_.emplace_back(size_t(n), 0.0f).data(); }
+  void copy_from_host(std::span<const float> from, float* to) override { std::copy(from.begin(), from.end(), to); }
+  void copy_to_host(const float* from, std::span<float> to) override { std::copy(from, from + to.size(), to.begin()); }
+
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b, float beta,
+            float* c) override {
+    if (beta == 0.0f) std::fill(c, c + m * n, 0.0f);  // BLAS may read C * 0: NaN in C would survive
+    if (k == 0) {
+      scale(m * n, beta, c);
+      return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
+                alpha, a, int(ta ? m : k), b, int(tb ? k : n), beta, c, int(n));
+  }
+
+  void axpby(int64_t n, float a, const float* x, float b, float* y) override {
+    if (b == 0.0f) {
+      #pragma omp parallel for
+      for (int64_t i = 0; i < n; i++) y[i] = a * x[i];
+    } else {
+      #pragma omp parallel for
+      for (int64_t i = 0; i < n; i++) y[i] = a * x[i] + b * y[i];
+    }
+  }
+
+  void scale(int64_t n, float factor, float* x) override {
+    #pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) x[i] *= factor;
+  }
+
+  void copy(int64_t n, const float* from, float* to) override { std::memcpy(to, from, size_t(n) * sizeof(float)); }
+
+  void transpose(int64_t rows, int64_t cols, const float* from, float* to) override {
+    constexpr int64_t kTile = 32;
+    #pragma omp parallel for collapse(2)
+    for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+      for (int64_t c0 = 0; c0 < cols; c0 += kTile)
+        for (int64_t r = r0; r < std::min(rows, r0 + kTile); r++)
+          for (int64_t c = c0; c < std::min(cols, c0 + kTile); c++) to[c * rows + r] = from[r * cols + c];
+  }
+
+  double sum_squares(int64_t n, const float* x) override {
+    constexpr int64_t kBlocks = 64;
+    double partial[kBlocks] = {};
+    const int64_t block = (n + kBlocks - 1) / kBlocks;
+    #pragma omp parallel for
+    for (int64_t b = 0; b < kBlocks; b++) {
+      double sum = 0;
+      for (int64_t i = b * block; i < std::min(n, (b + 1) * block); i++) sum += double(x[i]) * double(x[i]);
+      partial[b] = sum;
+    }
+    double total = 0;
+    for (double p : partial) total += p;
+    return total;
+  }
+
+  void slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* m, std::span<float> norms) override {
+    if (dim == SliceDim::kRows) {
+      #pragma omp parallel for
+      for (int64_t i = 0; i < rows; i++) {
+        double sum = 0;
+        for (int64_t j = 0; j < cols; j++) sum += std::fabs(m[i * cols + j]);
+        norms[i] = float(sum);
+      }
+    } else {
+      #pragma omp parallel for
+      for (int64_t j = 0; j < cols; j++) {
+        double sum = 0;
+        for (int64_t i = 0; i < rows; i++) sum += std::fabs(m[i * cols + j]);
+        norms[j] = float(sum);
+      }
+    }
+  }
+
+  void gather_slices(SliceDim dim, int64_t rows, int64_t cols, const float* m, std::span<const int64_t> selected,
+                     float* out) override {
+    const int64_t k = int64_t(selected.size());
+    if (dim == SliceDim::kRows) {
+      #pragma omp parallel for
+      for (int64_t t = 0; t < k; t++) std::memcpy(out + t * cols, m + selected[t] * cols, size_t(cols) * sizeof(float));
+    } else {
+      #pragma omp parallel for
+      for (int64_t i = 0; i < rows; i++)
+        for (int64_t t = 0; t < k; t++) out[i * k + t] = m[i * cols + selected[t]];
+    }
+  }
+
+  void scale_slices(SliceDim dim, int64_t rows, int64_t cols, float* m, std::span<const int64_t> selected,
+                    float factor) override {
+    const int64_t k = int64_t(selected.size());
+    if (dim == SliceDim::kRows) {
+      #pragma omp parallel for
+      for (int64_t t = 0; t < k; t++)
+        for (int64_t j = 0; j < cols; j++) m[selected[t] * cols + j] *= factor;
+    } else {
+      #pragma omp parallel for
+      for (int64_t i = 0; i < rows; i++)
+        for (int64_t t = 0; t < k; t++) m[i * cols + selected[t]] *= factor;
+    }
+  }
+
+  void add_to_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected, float alpha,
+                     const float* update) override {
+    const int64_t k = int64_t(selected.size());
+    if (dim == SliceDim::kRows) {
+      #pragma omp parallel for
+      for (int64_t t = 0; t < k; t++)
+        for (int64_t j = 0; j < cols; j++) w[selected[t] * cols + j] += alpha * update[t * cols + j];
+    } else {
+      #pragma omp parallel for
+      for (int64_t i = 0; i < rows; i++)
+        for (int64_t t = 0; t < k; t++) w[i * cols + selected[t]] += alpha * update[i * k + t];
+    }
+  }
+
+  void normalize_rows(int64_t rows, int64_t cols, float* u, std::span<const int64_t> row_of, float* v, float beta2,
+                      float eps) override {
+    #pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++) {
+      float* row = u + i * cols;
+      double sum = 0;
+      for (int64_t j = 0; j < cols; j++) sum += double(row[j]) * double(row[j]);
+      float& second_moment = v[row_of.empty() ? i : row_of[i]];
+      second_moment = beta2 * second_moment + (1.0f - beta2) * float(sum / double(cols));
+      const float factor = 1.0f / (std::sqrt(second_moment) + eps);
+      for (int64_t j = 0; j < cols; j++) row[j] *= factor;
+    }
+  }
+
+  void normalize_columns(int64_t rows, int64_t cols, float* x, float eps) override {
+    #pragma omp parallel for
+    for (int64_t j = 0; j < cols; j++) {
+      double sum = 0;
+      for (int64_t i = 0; i < rows; i++) sum += double(x[i * cols + j]) * double(x[i * cols + j]);
+      const float factor = 1.0f / (float(std::sqrt(sum)) + eps);
+      for (int64_t i = 0; i < rows; i++) x[i * cols + j] *= factor;
+    }
+  }
+
+  bool cholesky_qr(int64_t m, int64_t r, float* p, float* gram) override {
+    for (int pass = 0; pass < 2; pass++) {
+      gemm(true, false, r, r, m, 1.0f, p, p, 0.0f, gram);
+      // After the first pass P^T P should be close to I; far from it, P was too
+      // ill-conditioned for fp32 Cholesky-QR.
+      if (pass == 1)
+        for (int64_t i = 0; i < r; i++)
+          if (!(std::fabs(gram[i * r + i] - 1.0f) < 0.5f)) return false;
+      // Row-major gram read as column-major is the same symmetric matrix;
+      // LAPACK's upper factor U (gram = U^T U) is, in row-major, the lower L = U^T.
+      const int n = int(r);
+      int info = 0;
+      spotrf_("U", &n, gram, &n, &info);
+      if (info != 0) return false;
+      // P <- P L^-T, so that (P L^-T)^T (P L^-T) = L^-1 (L L^T) L^-T = I.
+      cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, int(m), int(r), 1.0f, gram, int(r),
+                  p, int(r));
+    }
+    return true;
+  }
+
+  void householder_qr(int64_t m, int64_t r, float* p) override {
+    // LAPACK is column-major: factor P^T's transpose, i.e. copy P into column order.
+    std::vector<float> a(static_cast<size_t>(m * r)), tau(static_cast<size_t>(r));
+    transpose(m, r, p, a.data());
+    const int mm = int(m), rr = int(r);
+    int info = 0, lwork = -1;
+    float query = 0;
+    sgeqrf_(&mm, &rr, a.data(), &mm, tau.data(), &query, &lwork, &info);
+    lwork = std::max(1, int(query));
+    std::vector<float> work(static_cast<size_t>(lwork));
+    sgeqrf_(&mm, &rr, a.data(), &mm, tau.data(), work.data(), &lwork, &info);
+    if (info != 0) throw std::runtime_error("Householder QR (sgeqrf) failed with info " + std::to_string(info));
+    lwork = -1;
+    sorgqr_(&mm, &rr, &rr, a.data(), &mm, tau.data(), &query, &lwork, &info);
+    lwork = std::max(1, int(query));
+    work.resize(size_t(lwork));
+    sorgqr_(&mm, &rr, &rr, a.data(), &mm, tau.data(), work.data(), &lwork, &info);
+    if (info != 0) throw std::runtime_error("Householder QR (sorgqr) failed with info " + std::to_string(info));
+    transpose(r, m, a.data(), p);
+  }
+
+ private:
+  std::vector<std::vector<float>> buffers_;
+};
+
+}  // namespace
+
+std::unique_ptr<MatrixOps> make_matrix_ops(const std::string& device) {
+  if (device == "cpu") return std::make_unique<CpuMatrixOps>();
+  throw std::runtime_error("no matrix optimizer backend for device '" + device + "' (built: cpu)");
+}
+
+}  // namespace llmdion

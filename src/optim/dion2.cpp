@@ -1,0 +1,93 @@
+#include "optim/dion2.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/rng.h"
+#include "optim/normuon.h"
+#include "optim/selection.h"
+
+namespace llmdion {
+
+Dion2::Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops, uint64_t seed)
+    : config_(config), matrices_(std::move(matrices)), ops_(ops), seed_(seed), ortho_{config.ortho, config.ortho_steps} {
+  int64_t max_numel = 0, max_short = 0, max_slices = 0;
+  for (size_t i = 0; i < matrices_.size(); i++) {
+    const MatrixParam& p = matrices_[i];
+    state_offset_.push_back(total_), total_ += p.numel();
+    row_offset_.push_back(total_rows_), total_rows_ += p.rows;
+    const bool rows = selected_dim(i) == SliceDim::kRows;
+    const int64_t k = selected_count(config_.alpha, rows ? p.rows : p.cols);
+    const int64_t sub_rows = rows ? k : p.rows, sub_cols = rows ? p.cols : k;
+    max_numel = std::max(max_numel, sub_rows * sub_cols);
+    max_short = std::max(max_short, std::min(sub_rows, sub_cols));
+    max_slices = std::max(max_slices, rows ? p.rows : p.cols);
+  }
+  momentum_ = ops_.allocate(total_);
+  if (config_.normalize == "neuron") second_moment_ = ops_.allocate(total_rows_);
+  submatrix_ = ops_.allocate(max_numel);
+  update_ = ops_.allocate(max_numel);
+  work_ = std::make_unique<OrthoWorkspace>(ops_, max_numel, max_short);
+  slice_norms_.resize(size_t(max_slices));
+  selected_.resize(matrices_.size());
+}
+
+SliceDim Dion2::selected_dim(size_t i) const {
+  const MatrixParam& p = matrices_[i];
+  if (config_.select_dim == "rows") return SliceDim::kRows;
+  if (config_.select_dim == "cols") return SliceDim::kCols;
+  return p.rows <= p.cols ? SliceDim::kRows : SliceDim::kCols;  // shorter (rows on a tie), as in the paper
+}
+
+void Dion2::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) {
+  const float lr = float(config_.lr * lr_scale), mu = float(config_.mu);
+  for (size_t i = 0; i < matrices_.size(); i++) {
+    const MatrixParam& p = matrices_[i];
+    const int64_t n = p.numel();
+    float* w = params.data() + p.offset;
+    const float* g = grads.data() + p.offset;
+    float* m = momentum_ + state_offset_[i];
+    const SliceDim dim = selected_dim(i);
+    const int64_t d = dim == SliceDim::kRows ? p.rows : p.cols;
+    const int64_t k = selected_count(config_.alpha, d);
+    std::vector<int64_t>& selected = selected_[i];
+
+    ops_.axpby(n, 1.0f, g, 1.0f, m);  // M += G
+    if (config_.select == "l1") {     // K = Select_alpha(M)
+      ops_.slice_l1_norms(dim, p.rows, p.cols, m, {slice_norms_.data(), size_t(d)});
+      select_top_l1({slice_norms_.data(), size_t(d)}, k, selected);
+    } else {
+      select_random(d, k, derive_seed({seed_, 0xd1025e1ec7ull, i, uint64_t(update_count)}), selected);
+    }
+    ops_.gather_slices(dim, p.rows, p.cols, m, selected, submatrix_);
+    const int64_t sub_rows = dim == SliceDim::kRows ? k : p.rows, sub_cols = dim == SliceDim::kRows ? p.cols : k;
+    orthonormalize(ops_, ortho_, sub_rows, sub_cols, submatrix_, update_, *work_);  // O = NS(M[K])
+
+    if (config_.decay == "selective") ops_.scale_slices(dim, p.rows, p.cols, m, selected, mu);  // M[K] *= mu
+    else ops_.scale(n, mu, m);                                                                    // M *= mu
+
+    if (second_moment_)
+      normalize_neurons(ops_, sub_rows, sub_cols, update_,
+                        dim == SliceDim::kRows ? std::span<const int64_t>(selected) : std::span<const int64_t>(),
+                        second_moment_ + row_offset_[i], float(config_.beta2), float(config_.eps));
+    ops_.scale(n, 1.0f - lr * float(config_.weight_decay), w);
+    ops_.add_to_slices(dim, p.rows, p.cols, w, selected, -lr * update_scale(config_.scale, p.rows, p.cols), update_);
+  }
+}
+
+std::vector<OptimizerState> Dion2::state() {
+  std::vector<OptimizerState> s = {{"dion2.momentum", {momentum_, size_t(total_)}}};
+  if (second_moment_) s.push_back({"dion2.neuron_second_moment", {second_moment_, size_t(total_rows_)}});
+  return s;
+}
+
+std::string Dion2::describe() const {
+  std::ostringstream out;
+  out << "matrices: Dion2" << (second_moment_ ? " + NorMuon" : "") << " over " << matrices_.size() << " matrices ("
+      << total_ << " values), alpha " << config_.alpha << ", " << config_.select << " selection of " << config_.select_dim
+      << " slices, " << config_.decay << " decay mu " << config_.mu << ", lr " << config_.lr << ", " << config_.ortho
+      << " x " << config_.ortho_steps << ", scale " << config_.scale << ", weight decay " << config_.weight_decay;
+  return out.str();
+}
+
+}  // namespace llmdion

@@ -1,0 +1,51 @@
+// Dion2 (Ahn, Amsel and Langford 2025, Algorithm 1) on each matrix W
+// (fan_out x fan_in), selecting rows or columns (optim.select_dim):
+//   M += G                                        line 2
+//   K = Select_alpha(M)                           line 3 (selection.h: l1 | random)
+//   O = NS(M[K])                                  line 4 (newton_schulz.h)
+//   M[K] *= mu                                    line 5: the selective decay, eq. 2 (error feedback)
+//   W *= 1 - lr wd                                every entry, selected or not
+//   W[K] -= lr * scale(fan_out, fan_in) * O       line 6: the sparse update, scale from the full shape
+// decay: full is the paper's ablation (section 4.2): M *= mu instead of M[K] *= mu.
+// normalize: neuron applies NorMuon (normuon.h) to O before the update.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "optim/matrix_ops.h"
+#include "optim/matrix_param.h"
+#include "optim/newton_schulz.h"
+#include "optim/optimizer.h"
+
+namespace llmdion {
+
+class Dion2 final : public Optimizer {
+ public:
+  // seed: the run's seed, for random selection.
+  Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops, uint64_t seed);
+  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override;
+  std::vector<OptimizerState> state() override;
+  std::string describe() const override;
+  // The slices of matrix i updated by the last step.
+  SliceDim selected_dim(size_t i) const;
+  const std::vector<int64_t>& last_selected(size_t i) const { return selected_[i]; }
+
+ private:
+  OptimConfig config_;
+  std::vector<MatrixParam> matrices_;
+  MatrixOps& ops_;
+  uint64_t seed_;
+  Orthonormalizer ortho_;
+  std::vector<int64_t> state_offset_, row_offset_;
+  int64_t total_ = 0, total_rows_ = 0;
+  float* momentum_;
+  float* second_moment_ = nullptr;  // NorMuon only
+  float *submatrix_, *update_;
+  std::unique_ptr<OrthoWorkspace> work_;
+  std::vector<float> slice_norms_;
+  std::vector<std::vector<int64_t>> selected_;
+};
+
+}  // namespace llmdion

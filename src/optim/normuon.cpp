@@ -1,0 +1,16 @@
+#include "optim/normuon.h"
+
+#include <cmath>
+
+namespace llmdion {
+
+void normalize_neurons(MatrixOps& ops, int64_t rows, int64_t cols, float* update, std::span<const int64_t> row_of,
+                       float* second_moment, float beta2, float eps) {
+  const int64_t n = rows * cols;
+  const double norm_before = std::sqrt(ops.sum_squares(n, update));
+  ops.normalize_rows(rows, cols, update, row_of, second_moment, beta2, eps);
+  const double norm_after = std::sqrt(ops.sum_squares(n, update));
+  if (norm_after > 0) ops.scale(n, float(norm_before / norm_after), update);
+}
+
+}  // namespace llmdion
