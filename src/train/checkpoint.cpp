@@ -102,7 +102,7 @@ std::optional<std::string> latest_checkpoint(const std::string& out_dir) {
   return all.back().string();
 }
 
-TrainState load_checkpoint(const std::string& folder, Model& model, Optimizer& optimizer) {
+TrainState read_checkpoint_state(const std::string& folder, const GptShape& shape) {
   const fs::path dir(folder);
   if (!fs::exists(dir / kCompleteMarker))
     throw std::runtime_error("checkpoint '" + folder + "' is incomplete (no " + kCompleteMarker + " marker)");
@@ -113,7 +113,7 @@ TrainState load_checkpoint(const std::string& folder, Model& model, Optimizer& o
     throw std::runtime_error("checkpoint '" + folder + "': cannot read state.yaml: " + e.what());
   }
   std::string mismatch;
-  for (const auto& [key, value] : shape_fields(model.shape())) {
+  for (const auto& [key, value] : shape_fields(shape)) {
     const int64_t saved = state_yaml["model"][key].as<int64_t>(-1);
     if (saved != value)
       mismatch += (mismatch.empty() ? "" : ", ") + key + " " + std::to_string(saved) + " (config: " +
@@ -122,7 +122,21 @@ TrainState load_checkpoint(const std::string& folder, Model& model, Optimizer& o
   if (!mismatch.empty())
     throw std::runtime_error("cannot resume from '" + folder + "': its model has " + mismatch +
                              "; resume with the same model settings or use a new run.out_dir");
+  TrainState state;
+  state.step = state_yaml["step"].as<int64_t>();
+  state.tokens = state_yaml["tokens"].as<int64_t>();
+  state.update_count = state_yaml["update_count"].as<int64_t>();
+  state.data.epoch = state_yaml["data"]["epoch"].as<int64_t>();
+  state.data.shard_cursor = state_yaml["data"]["shard_cursor"].as<int64_t>();
+  state.data.window_cursor = state_yaml["data"]["window_cursor"].as<int64_t>();
+  state.data.micro_step = state_yaml["data"]["micro_step"].as<int64_t>();
+  state.seed = state_yaml["seed"].as<uint64_t>();
+  state.config_yaml = state_yaml["config"].as<std::string>();
+  return state;
+}
 
+void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer) {
+  const fs::path dir(folder);
   const TensorFile weights = read_safetensors((dir / "model.safetensors").string());
   const GptLayout& layout = model.layout();
   std::vector<float> params(layout.num_params);
@@ -142,18 +156,6 @@ TrainState load_checkpoint(const std::string& folder, Model& model, Optimizer& o
                                " of the expected size (was it written with another optimizer?)");
     std::copy(it->second.values.begin(), it->second.values.end(), s.data.begin());
   }
-
-  TrainState state;
-  state.step = state_yaml["step"].as<int64_t>();
-  state.tokens = state_yaml["tokens"].as<int64_t>();
-  state.update_count = state_yaml["update_count"].as<int64_t>();
-  state.data.epoch = state_yaml["data"]["epoch"].as<int64_t>();
-  state.data.shard_cursor = state_yaml["data"]["shard_cursor"].as<int64_t>();
-  state.data.window_cursor = state_yaml["data"]["window_cursor"].as<int64_t>();
-  state.data.micro_step = state_yaml["data"]["micro_step"].as<int64_t>();
-  state.seed = state_yaml["seed"].as<uint64_t>();
-  state.config_yaml = state_yaml["config"].as<std::string>();
-  return state;
 }
 
 }  // namespace llmdion

@@ -37,8 +37,11 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
 // The newest complete checkpoint folder under out_dir, if any.
 std::optional<std::string> latest_checkpoint(const std::string& out_dir);
 
-// Restores model and optimizer; throws std::runtime_error if the checkpoint's model
-// shape differs from the model's, or anything is missing or damaged.
-TrainState load_checkpoint(const std::string& folder, Model& model, Optimizer& optimizer);
+// A complete checkpoint's training state and config; throws std::runtime_error if
+// it is incomplete or damaged, or its model shape differs from `shape`.
+TrainState read_checkpoint_state(const std::string& folder, const GptShape& shape);
+// Restores the weights and the optimizer state; throws std::runtime_error when a
+// tensor or a state buffer is missing or of another size.
+void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer);
 
 }  // namespace llmdion

@@ -163,7 +163,7 @@ int run_training(const Config& config) {
     throw std::runtime_error("'" + out_dir + "' already holds checkpoints of a run (" + *latest +
                              "): continue it with --resume, or choose another run.out_dir");
   if (latest && config.run.resume == "auto") {
-    const TrainState saved = load_checkpoint(*latest, *model, *optimizer);
+    const TrainState saved = read_checkpoint_state(*latest, shape);
     // Only settings off the training path may change on resume.
     const std::vector<std::string> free_to_change = {
         "run.out_dir",        "run.resume",       "run.export_llmc",    "data.vocab_dir",      "train.eval_every",
@@ -176,6 +176,7 @@ int run_training(const Config& config) {
     if (!changed.empty())
       throw std::runtime_error("cannot resume from '" + *latest + "' exactly: the config changed " + changed +
                                "; restore those settings or start a new run.out_dir");
+    load_checkpoint_tensors(*latest, *model, *optimizer);
     state = saved;
     train_data.restore(state.data);
     spdlog::info("resumed from {} ({} steps done)", *latest, state.step);

@@ -141,6 +141,39 @@ TEST_F(TrainGpt, interrupted_by_sigterm_and_resumed_equals_an_uninterrupted_run)
   EXPECT_EQ(deterministic_rows(resumed + "/loss.csv"), deterministic_rows(dir_ / "whole/loss.csv"));
 }
 
+TEST_F(TrainGpt, every_matrix_optimizer_trains_and_resumes_exactly_from_its_checkpointed_state) {
+  // Muon (Nesterov, NorMuon), Dion2 (random selection) and Dion: the loss falls,
+  // and a run resumed from its step-10 checkpoint (momentum, Q, second moments
+  // restored) repeats steps 10-19 bit for bit.
+  const std::vector<std::pair<std::string, std::string>> variants = {
+      {"muon", "--set optim.matrix=muon --set optim.nesterov=true --set optim.normalize=neuron"},
+      {"dion2", "--set optim.matrix=dion2 --set optim.select=random --set optim.alpha=0.5"},
+      {"dion", "--set optim.matrix=dion --set optim.rank_frac=0.5"}};
+  for (const auto& [name, options] : variants) {
+    std::string out;
+    const std::string config = tiny_config(dir_, name);
+    const std::string common = options + " --set optim.lr=0.02 --set train.steps=20 --set train.ckpt_keep=0";
+    ASSERT_EQ(train(config, common, &out), 0) << out;
+    EXPECT_NE(out.find("matrices: " + std::string(name == "muon" ? "NorMuon" : name == "dion2" ? "Dion2" : "Dion")),
+              std::string::npos) << out;
+    const std::vector<std::string> whole = deterministic_rows(dir_ / (name + "/loss.csv"));
+    ASSERT_EQ(whole.size(), 21u);
+    EXPECT_LT(column(whole[20], 3), column(whole[1], 3) - 0.5) << name << ": loss did not fall";
+    std::filesystem::remove_all(dir_ / (name + "/checkpoints/step_00000020"));
+    ASSERT_EQ(train(config, common + " --resume", &out), 0) << out;
+    EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+    EXPECT_EQ(deterministic_rows(dir_ / (name + "/loss.csv")), whole) << name;
+  }
+}
+
+TEST_F(TrainGpt, resume_refuses_a_checkpoint_of_another_optimizer) {
+  std::string out;
+  const std::string config = tiny_config(dir_, "a");
+  ASSERT_EQ(train(config, "--set train.steps=10", &out), 0) << out;
+  EXPECT_NE(train(config, "--resume --set optim.matrix=dion2", &out), 0);
+  EXPECT_NE(out.find("optim.matrix adamw -> dion2"), std::string::npos) << out;
+}
+
 TEST_F(TrainGpt, resume_refuses_another_model_shape_seed_or_training_setting) {
   std::string out;
   const std::string config = tiny_config(dir_, "a");
