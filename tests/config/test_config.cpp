@@ -87,3 +87,25 @@ TEST(Config, batch_tokens_must_be_whole_micro_batches) {
 
 }  // namespace
 }  // namespace llmdion
+
+namespace llmdion {
+namespace {
+
+TEST(Config, matrix_optimizer_keys_are_checked) {
+  expect_config_error("optim:\n  matrix: dion3\n", {}, {"optim.matrix", "adamw | muon | dion | dion2", "dion3"});
+  expect_config_error("optim:\n  alpha: 0\n", {}, {"optim.alpha", "out of range"});
+  expect_config_error("optim:\n  select: top\n", {}, {"optim.select", "l1 | random"});
+  expect_config_error("optim:\n  select_dim: both\n", {}, {"optim.select_dim", "shorter | rows | cols"});
+  expect_config_error("optim:\n  decay: none\n", {}, {"optim.decay", "selective | full"});
+  expect_config_error("optim:\n  ortho: svd\n", {}, {"optim.ortho", "newton_schulz | polar_express"});
+  expect_config_error("optim:\n  matrix: dion\n  normalize: neuron\n", {}, {"optim.normalize", "muon or dion2", "dion"});
+  test::ScratchDir dir;
+  test::write_text(dir / "run.yaml", "optim:\n  matrix: dion2\n  alpha: 0.125\n  normalize: neuron\n");
+  const Config c = load_config(dir / "run.yaml", {"optim.select=random"});
+  EXPECT_EQ(c.optim.alpha, 0.125);
+  EXPECT_EQ(c.optim.select, "random");
+  EXPECT_EQ(c.optim.normalize, "neuron");
+}
+
+}  // namespace
+}  // namespace llmdion
