@@ -63,8 +63,9 @@ void Dion2::step(std::span<float> params, std::span<const float> grads, double l
     const int64_t sub_rows = dim == SliceDim::kRows ? k : p.rows, sub_cols = dim == SliceDim::kRows ? p.cols : k;
     orthonormalize(ops_, ortho_, sub_rows, sub_cols, submatrix_, update_, *work_);  // O = NS(M[K])
 
-    if (config_.decay == "selective") ops_.scale_slices(dim, p.rows, p.cols, m, selected, mu);  // M[K] *= mu
-    else ops_.scale(n, mu, m);                                                                    // M *= mu
+    // The selective decay M[K] *= mu (eq. 2, error feedback); the ablation decays all of M.
+    if (config_.decay == "selective") ops_.scale_slices(dim, p.rows, p.cols, m, selected, mu);
+    else ops_.scale(n, mu, m);
 
     if (second_moment_)
       normalize_neurons(ops_, sub_rows, sub_cols, update_,
