@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 namespace llmdion {
@@ -17,12 +19,21 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"run.device", &c.run.device, 0, 0, {"cpu"}},
       {"run.resume", &c.run.resume, 0, 0, {"never", "auto"}},
       {"run.export_llmc", &c.run.export_llmc},
+      {"model.arch", &c.model.arch, 0, 0, {"gpt2", "llama", "paper"}},
       {"model.n_layer", &c.model.n_layer, 1, 1024},
       {"model.n_head", &c.model.n_head, 1, 1024},
+      {"model.n_kv_head", &c.model.n_kv_head, 0, 1024},
       {"model.d_model", &c.model.d_model, 1, 1 << 16},
       {"model.mlp_ratio", &c.model.mlp_ratio, 1, 64},
+      {"model.ffn_hidden", &c.model.ffn_hidden, 0, 1 << 20},
       {"model.seq_len", &c.model.seq_len, 1, 1 << 20},
       {"model.vocab_size", &c.model.vocab_size, 1, 1 << 30},
+      {"model.norm", &c.model.norm, 0, 0, {"layernorm", "rmsnorm"}},
+      {"model.norm_affine", &c.model.norm_affine},
+      {"model.pos", &c.model.pos, 0, 0, {"learned", "rope"}},
+      {"model.rope_theta", &c.model.rope_theta, 1, 1e12},
+      {"model.mlp", &c.model.mlp, 0, 0, {"gelu", "relu2", "swiglu"}},
+      {"model.qk_norm", &c.model.qk_norm},
       {"model.tied_embeddings", &c.model.tied_embeddings},
       {"model.bias", &c.model.bias},
       {"model.init_from", &c.model.init_from},
@@ -96,7 +107,7 @@ std::string format_number(double v) {
 
 // Sets one key from its text form; `source` names where the text came from.
 void assign(std::vector<ConfigField>& fields, const std::string& key, const std::string& text,
-            const std::string& source) {
+            const std::string& source, std::set<std::string>& given) {
   auto field = std::find_if(fields.begin(), fields.end(), [&](const ConfigField& f) { return f.key == key; });
   if (field == fields.end()) {
     std::string message = "unknown config key '" + key + "' in " + source;
@@ -109,6 +120,7 @@ void assign(std::vector<ConfigField>& fields, const std::string& key, const std:
     if (closest) message += " (did you mean '" + closest->key + "'?)";
     throw ConfigError(message);
   }
+  given.insert(key);
   auto bad = [&](const std::string& expected) {
     return ConfigError("config key '" + key + "' in " + source + ": expected " + expected + ", got '" + text + "'");
   };
@@ -154,7 +166,7 @@ void assign(std::vector<ConfigField>& fields, const std::string& key, const std:
 }
 
 void assign_tree(std::vector<ConfigField>& fields, const YAML::Node& node, const std::string& key,
-                 const std::string& source) {
+                 const std::string& source, std::set<std::string>& given) {
   if (node.IsMap()) {
     if (!key.empty()) {
       // A section must be one, not a leaf written as a map.
@@ -164,13 +176,13 @@ void assign_tree(std::vector<ConfigField>& fields, const YAML::Node& node, const
     }
     for (const auto& entry : node) {
       const std::string name = entry.first.as<std::string>();
-      assign_tree(fields, entry.second, key.empty() ? name : key + "." + name, source);
+      assign_tree(fields, entry.second, key.empty() ? name : key + "." + name, source, given);
     }
   } else if (node.IsScalar()) {
     bool is_section = std::any_of(fields.begin(), fields.end(),
                                   [&](const ConfigField& f) { return f.key.rfind(key + ".", 0) == 0; });
     if (is_section) throw ConfigError("config key '" + key + "' in " + source + " is a section: give its keys below it");
-    assign(fields, key, node.Scalar(), source);
+    assign(fields, key, node.Scalar(), source, given);
   } else if (node.IsSequence()) {
     throw ConfigError("config key '" + key + "' in " + source + ": expected a single value, got a list");
   } else if (!key.empty()) {
@@ -206,7 +218,8 @@ Config parse_config(const std::string& yaml, const std::string& source, const st
     throw ConfigError(source + " is not valid YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
   if (!root.IsNull() && !root.IsMap()) throw ConfigError(source + " must be a map of sections");
-  assign_tree(fields, root, "", source);
+  std::set<std::string> given;  // keys the file or an override set
+  assign_tree(fields, root, "", source, given);
   for (const std::string& o : overrides) {
     const size_t eq = o.find('=');
     if (eq == std::string::npos || eq == 0)
@@ -218,8 +231,25 @@ Config parse_config(const std::string& yaml, const std::string& source, const st
     } catch (const YAML::Exception& e) {
       throw ConfigError("override '--set " + o + "' is not a valid YAML value: " + e.msg);
     }
-    assign_tree(fields, value, key, "--set " + o);
+    assign_tree(fields, value, key, "--set " + o, given);
   }
+  // model.arch's preset fills the block options nobody gave.
+  const std::map<std::string, std::vector<std::pair<std::string, std::string>>> presets = {
+      {"gpt2", {{"norm", "layernorm"}, {"norm_affine", "true"}, {"pos", "learned"}, {"mlp", "gelu"},
+                {"qk_norm", "false"}, {"bias", "true"}, {"tied_embeddings", "true"}}},
+      {"llama", {{"norm", "rmsnorm"}, {"norm_affine", "true"}, {"pos", "rope"}, {"mlp", "swiglu"},
+                 {"qk_norm", "false"}, {"bias", "false"}, {"tied_embeddings", "false"}}},
+      {"paper", {{"norm", "rmsnorm"}, {"norm_affine", "false"}, {"pos", "rope"}, {"mlp", "relu2"},
+                 {"qk_norm", "true"}, {"bias", "false"}, {"tied_embeddings", "false"}}}};
+  for (const auto& [key, value] : presets.at(config.model.arch))
+    if (!given.count("model." + key)) assign(fields, "model." + key, value, "model.arch " + config.model.arch, given);
+  const int64_t kv_heads = config.model.n_kv_head == 0 ? config.model.n_head : config.model.n_kv_head;
+  if (config.model.n_head % kv_heads != 0)
+    throw ConfigError("model.n_head (" + std::to_string(config.model.n_head) + ") must be a multiple of model.n_kv_head (" +
+                      std::to_string(kv_heads) + ") in " + source);
+  if (config.model.pos == "rope" && (config.model.d_model / config.model.n_head) % 2 != 0)
+    throw ConfigError("model.pos: rope needs an even head size (d_model / n_head = " +
+                      std::to_string(config.model.d_model / config.model.n_head) + ") in " + source);
   if (config.model.d_model % config.model.n_head != 0)
     throw ConfigError("model.d_model (" + std::to_string(config.model.d_model) + ") must be a multiple of model.n_head (" +
                       std::to_string(config.model.n_head) + ") in " + source);

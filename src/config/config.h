@@ -24,13 +24,29 @@ struct RunConfig {
   std::string export_llmc;              // at the end, also write the weights in llm.c's format here
 };
 
+// The model. `arch` is a preset of the block's options (norm ... bias below):
+//   gpt2:  layernorm (learned scale and shift), learned positions, gelu MLP, biases, tied head
+//   llama: rmsnorm (learned scale), rope, swiglu MLP, no biases, untied head
+//   paper: the Dion2 paper's GPT (modded-nanogpt): rmsnorm without a learned
+//          scale, rope, qk-norm, relu^2 MLP, no biases, untied head
+// A key given in the file or by --set overrides its preset value.
 struct ModelConfig {
+  std::string arch = "gpt2";   // gpt2 | llama | paper
   int64_t n_layer = 4;
   int64_t n_head = 4;
+  int64_t n_kv_head = 0;       // k and v heads; 0: n_head; fewer: grouped-query attention
   int64_t d_model = 128;
-  int64_t mlp_ratio = 4;
+  int64_t mlp_ratio = 4;       // MLP width over d_model (gelu, relu2)
+  int64_t ffn_hidden = 0;      // the MLP width itself; 0: mlp_ratio * d_model, or for
+                               // swiglu 8/3 d_model rounded up to a multiple of 256
   int64_t seq_len = 256;       // T: tokens per sequence (and rows of the position table)
   int64_t vocab_size = 50257;  // token ids in the data must be below it
+  std::string norm = "layernorm";  // layernorm | rmsnorm
+  bool norm_affine = true;     // norms have a learned scale (and, layernorm with bias, shift)
+  std::string pos = "learned"; // learned | rope
+  double rope_theta = 10000;
+  std::string mlp = "gelu";    // gelu | relu2 | swiglu
+  bool qk_norm = false;        // RMSNorm (no scale) of each head's q and k
   bool tied_embeddings = true; // the head reuses wte (GPT-2)
   bool bias = true;            // biases in linear layers and LayerNorms (GPT-2)
   std::string init_from;       // llm.c checkpoint (.bin) to start from instead of a fresh init

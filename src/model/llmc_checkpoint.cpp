@@ -31,10 +31,10 @@ void for_each_llmc_run(const GptShape& s, const std::function<void(int64_t, int6
 }  // namespace
 
 void check_llmc_compatible(const GptShape& s, const std::string& path) {
-  if (!s.tied_embeddings || !s.bias || s.mlp_hidden != 4 * s.d_model)
-    throw std::runtime_error("'" + path + "': llm.c's checkpoint holds GPT-2 only (tied embeddings, biases, " +
-                             "MLP of 4 x d_model); this model has tied_embeddings " + std::to_string(s.tied_embeddings) +
-                             ", bias " + std::to_string(s.bias) + ", MLP " + std::to_string(s.mlp_hidden));
+  if (!s.gpt2() || !s.tied_embeddings || s.mlp_hidden != 4 * s.d_model)
+    throw std::runtime_error("'" + path + "': llm.c's checkpoint holds GPT-2 only (model.arch gpt2: layernorm, " +
+                             "learned positions, gelu MLP of 4 x d_model, biases, tied embeddings); this model has " +
+                             describe_shape(s) + ". Its checkpoints (out_dir/checkpoints) hold every arch");
 }
 
 namespace {

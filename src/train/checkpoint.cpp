@@ -20,7 +20,9 @@ constexpr const char* kCompleteMarker = "COMPLETE";
 std::vector<std::pair<std::string, int64_t>> shape_fields(const GptShape& s) {
   return {{"n_layer", s.n_layer},       {"n_head", s.n_head},         {"d_model", s.d_model},
           {"seq_len", s.seq_len},       {"vocab_size", s.vocab_size}, {"padded_vocab", s.padded_vocab},
-          {"mlp_hidden", s.mlp_hidden}, {"tied_embeddings", s.tied_embeddings}, {"bias", s.bias}};
+          {"mlp_hidden", s.mlp_hidden}, {"tied_embeddings", s.tied_embeddings}, {"bias", s.bias},
+          {"n_kv_head", s.kv_heads()},   {"norm", int64_t(s.norm)},    {"norm_affine", s.norm_affine},
+          {"rope", s.rope},             {"qk_norm", s.qk_norm},       {"mlp", int64_t(s.mlp)}};
 }
 
 std::vector<fs::path> complete_checkpoints(const std::string& out_dir) {

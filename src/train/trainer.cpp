@@ -32,15 +32,6 @@ void on_stop_signal(int) { stop_requested = true; }
 
 constexpr const char* kCsvHeader = "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s";
 
-GptShape shape_from_config(const ModelConfig& m) {
-  GptShape s;
-  s.n_layer = int(m.n_layer), s.n_head = int(m.n_head), s.d_model = int(m.d_model), s.seq_len = int(m.seq_len);
-  s.vocab_size = int(m.vocab_size), s.padded_vocab = padded_vocab_size(s.vocab_size);
-  s.mlp_hidden = int(m.mlp_ratio * m.d_model);
-  s.tied_embeddings = m.tied_embeddings, s.bias = m.bias;
-  return s;
-}
-
 DataLoaderOptions loader_options(const Config& c, const std::string& pattern, int64_t grad_accum, DataOrder order) {
   DataLoaderOptions o;
   o.pattern = pattern;
@@ -132,9 +123,7 @@ int run_training(const Config& config) {
   if (!config.run.export_llmc.empty()) check_llmc_compatible(shape, config.run.export_llmc);  // fail before training
   std::unique_ptr<Model> model = make_model(config.run.device, shape, B, T);
   const GptLayout& layout = model->layout();
-  spdlog::info("model: GPT-2, {} layers, {} heads, d_model {}, seq_len {}, vocab {} (padded {}), {} embeddings, {}",
-               shape.n_layer, shape.n_head, shape.d_model, shape.seq_len, shape.vocab_size, shape.padded_vocab,
-               shape.tied_embeddings ? "tied" : "untied", shape.bias ? "biases" : "no biases");
+  spdlog::info("model: {}", describe_shape(shape));
   spdlog::info("parameters: {} ({} with vocabulary padding)", count_trained_params(shape, layout), layout.num_params);
   spdlog::info("memory: {}", model->describe_memory());
   std::vector<float> host_params(layout.num_params);

@@ -1,5 +1,7 @@
-// The CPU GPT-2 against independent references: central finite differences on
-// the float64 path, and the float32 path against the float64 one.
+// The CPU GPT family against independent references: central finite
+// differences on the float64 path for GPT-2 and every block option (rmsnorm,
+// norms without scale, rope, qk-norm, relu^2, swiglu, grouped-query and
+// multi-query attention), and the float32 path against the float64 one.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -50,11 +52,35 @@ std::vector<float> test_params(const GptShape& s, const GptLayout& layout, uint6
   return p;
 }
 
-class CpuGptGradients : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
+struct Variant {
+  std::string name;
+  GptShape shape;
+};
+
+// GPT-2 with and without tying and biases, then each block option.
+std::vector<Variant> variants() {
+  std::vector<Variant> out;
+  for (bool tied : {true, false})
+    for (bool bias : {true, false})
+      out.push_back({std::string(tied ? "gpt2_tied" : "gpt2_untied") + (bias ? "_bias" : "_nobias"), tiny_shape(tied, bias)});
+  GptShape paper = tiny_shape(false, false);
+  paper.norm = NormKind::kRmsNorm, paper.norm_affine = false, paper.rope = true, paper.qk_norm = true;
+  paper.mlp = MlpKind::kRelu2;
+  out.push_back({"paper", paper});
+  GptShape llama = tiny_shape(false, false);
+  llama.d_model = 16, llama.n_head = 4, llama.n_kv_head = 2, llama.mlp_hidden = 24;
+  llama.norm = NormKind::kRmsNorm, llama.rope = true, llama.rope_theta = 500, llama.mlp = MlpKind::kSwiglu;
+  out.push_back({"llama_gqa", llama});
+  GptShape mqa = tiny_shape(true, true);
+  mqa.n_kv_head = 1, mqa.norm_affine = false, mqa.qk_norm = true;
+  out.push_back({"gpt2_mqa_unscaled_norms_qk_norm", mqa});
+  return out;
+}
+
+class CpuGptGradients : public ::testing::TestWithParam<Variant> {};
 
 TEST_P(CpuGptGradients, every_tensor_matches_central_differences_in_float64) {
-  const auto [tied, bias] = GetParam();
-  const GptShape s = tiny_shape(tied, bias);
+  const GptShape s = GetParam().shape;
   const int64_t B = 2, T = 5;
   cpu::CpuGpt<double> model(s, B, T);
   const std::vector<float> init = test_params(s, model.layout(), 3);
@@ -95,16 +121,13 @@ TEST_P(CpuGptGradients, every_tensor_matches_central_differences_in_float64) {
     ASSERT_EQ(analytic[model.layout().wte + i], 0.0) << "wte padding entry " << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CpuGptGradients,
-                         ::testing::Combine(::testing::Bool(), ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param) ? "tied" : "untied") +
-                                  (std::get<1>(info.param) ? "_bias" : "_nobias");
-                         });
+INSTANTIATE_TEST_SUITE_P(Shapes, CpuGptGradients, ::testing::ValuesIn(variants()),
+                         [](const auto& info) { return info.param.name; });
 
-TEST(CpuGpt, float32_path_matches_float64_path_within_1e_5) {
-  GptShape s = tiny_shape(true, true);
-  s.n_layer = 3, s.d_model = 32, s.n_head = 4, s.mlp_hidden = 128, s.seq_len = 16, s.vocab_size = 300;
+TEST_P(CpuGptGradients, float32_path_matches_float64_path_within_1e_5) {
+  GptShape s = GetParam().shape;
+  s.n_layer = 3, s.d_model = 32, s.n_head = 4, s.mlp_hidden = 96, s.seq_len = 16, s.vocab_size = 300;
+  s.n_kv_head = s.n_kv_head > 0 ? 2 : 0;
   s.padded_vocab = padded_vocab_size(s.vocab_size);
   const int64_t B = 3, T = 16;
   cpu::CpuGpt<float> f32(s, B, T);

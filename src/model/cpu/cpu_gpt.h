@@ -1,4 +1,4 @@
-// GPT-2 forward and backward on the CPU for one fixed micro-batch shape B x T,
+// The GPT family's forward and backward on the CPU for one fixed micro-batch shape B x T,
 // in fp32 (training) or fp64 (gradient checks). All activation memory is
 // planned at construction; a step allocates nothing.
 #pragma once
@@ -38,14 +38,23 @@ class CpuGpt {
   GptLayout layout_;
   int64_t B_, T_;
   std::vector<int32_t> inputs_, targets_;
-  // Saved activations; per-layer tensors hold n_layer slices.
+  // Saved activations; per-layer tensors hold n_layer slices. Widths: C model,
+  // W = q|k|v, F = the MLP's first matmul (H, or 2H gate|up for swiglu), H.
   std::vector<Real> residual_;        // (L+1) x N x C: block inputs, then the final residual
-  std::vector<Real> ln1_, ln1_mean_, ln1_rstd_, qkv_, attn_probs_, attn_y_;
+  std::vector<Real> ln1_, ln1_mean_, ln1_rstd_;
+  std::vector<Real> qkv_;             // L x N x W, after qk-norm and rotary positions
+  std::vector<Real> qk_rstd_;         // L x N x (NH + NKV): qk-norm's per-head rstd
+  std::vector<Real> attn_probs_, attn_y_;
   std::vector<Real> residual_mid_;    // L x N x C: after the attention branch
-  std::vector<Real> ln2_, ln2_mean_, ln2_rstd_, fc_, fc_gelu_;
+  std::vector<Real> ln2_, ln2_mean_, ln2_rstd_, fc_, act_;
   std::vector<Real> lnf_, lnf_mean_, lnf_rstd_, logits_, losses_;
+  std::vector<Real> rope_cos_, rope_sin_;  // T x hs/2
   // Backward scratch, reused by every layer.
-  std::vector<Real> d_residual_, d_ln_, d_qkv_, d_attn_y_, d_fc_, d_attn_scratch_;
+  std::vector<Real> d_residual_, d_ln_, d_qkv_, d_attn_y_, d_fc_, d_act_, d_attn_scratch_;
+
+  void norm_forward(Real* out, Real* mean, Real* rstd, const Real* inp, int64_t weight, int64_t bias) const;
+  void norm_backward(Real* dinp, const Real* dout, const Real* inp, int64_t weight, int64_t bias, const Real* mean,
+                     const Real* rstd);
 };
 
 extern template class CpuGpt<float>;

@@ -1,5 +1,6 @@
 // LayerNorm (Ba et al. 2016) over the last dimension, eps = 1e-5:
 //   xhat = (x - mean) * rstd,  rstd = 1 / sqrt(mean((x - mean)^2) + eps),  out = xhat * w + b
+// (w null: no learned scale, w = 1; b null: no shift)
 // backward, with g = dout * w:
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dw += sum_n dout * xhat,  db += sum_n dout
 // Threads own rows for dx and blocks of channels for dw, db (fixed order).
@@ -23,7 +24,8 @@ void layernorm_forward(Real* out, Real* mean, Real* rstd, const Real* inp, const
     for (int64_t i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
     v /= Real(C);
     const Real s = Real(1) / std::sqrt(v + Real(1e-5));
-    for (int64_t i = 0; i < C; i++) out[n * C + i] = (x[i] - m) * s * weight[i] + (bias ? bias[i] : Real(0));
+    for (int64_t i = 0; i < C; i++)
+      out[n * C + i] = (x[i] - m) * s * (weight ? weight[i] : Real(1)) + (bias ? bias[i] : Real(0));
     mean[n] = m;
     rstd[n] = s;
   }
@@ -38,7 +40,7 @@ void layernorm_backward(Real* dinp, Real* dweight, Real* dbias, const Real* dout
     const Real* d = dout + n * C;
     Real g_mean = 0, g_xhat_mean = 0;
     for (int64_t i = 0; i < C; i++) {
-      const Real g = d[i] * weight[i];
+      const Real g = d[i] * (weight ? weight[i] : Real(1));
       g_mean += g;
       g_xhat_mean += g * (x[i] - mean[n]) * rstd[n];
     }
@@ -46,9 +48,10 @@ void layernorm_backward(Real* dinp, Real* dweight, Real* dbias, const Real* dout
     g_xhat_mean /= Real(C);
     for (int64_t i = 0; i < C; i++) {
       const Real xhat = (x[i] - mean[n]) * rstd[n];
-      dinp[n * C + i] += rstd[n] * (d[i] * weight[i] - g_mean - xhat * g_xhat_mean);
+      dinp[n * C + i] += rstd[n] * (d[i] * (weight ? weight[i] : Real(1)) - g_mean - xhat * g_xhat_mean);
     }
   }
+  if (!dweight) return;
   constexpr int64_t kBlock = 64;
   #pragma omp parallel for
   for (int64_t i0 = 0; i0 < C; i0 += kBlock) {
