@@ -1,9 +1,11 @@
 // build/train_gpt: one run from one YAML config.
 //
 //   train_gpt --config configs/default.yaml [--set key.path=value ...] [--resume]
+//   train_gpt --config configs/paper_300m_dion2.yaml --describe
 //
 // Resolves the config, prepares out_dir (config.yaml, train.log, loss.csv,
-// checkpoints/) and trains (src/train/trainer.h).
+// checkpoints/) and trains (src/train/trainer.h). --describe prints the model,
+// its parameter count and the optimizer's groups, allocating nothing.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -24,8 +26,19 @@ int main(int argc, char** argv) {
   app.add_option("--set", overrides, "override a config key: --set train.micro_batch=4 (repeatable)");
   bool resume = false;
   app.add_flag("--resume", resume, "continue from out_dir's last complete checkpoint (run.resume: auto)");
+  bool describe = false;
+  app.add_flag("--describe", describe, "print the model, its parameter count and optimizer groups, then exit");
   CLI11_PARSE(app, argc, argv);
   if (resume) overrides.push_back("run.resume=auto");
+  if (describe) {
+    try {
+      describe_run(load_config(config_path, overrides));
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    }
+  }
 
   const int rank = 0;
   std::string out_dir;

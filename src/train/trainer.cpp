@@ -113,6 +113,28 @@ std::string format_duration(double seconds) {
 
 }  // namespace
 
+void describe_run(const Config& config) {
+  const GptShape shape = shape_from_config(config.model);
+  const GptLayout layout = gpt_layout(shape);
+  std::printf("model: %s (arch %s)\n", describe_shape(shape).c_str(), config.model.arch.c_str());
+  const int64_t total = count_trained_params(shape, layout);
+  std::printf("parameters: %lld (%.2fM; %lld with vocabulary padding)\n", static_cast<long long>(total),
+              double(total) / 1e6, static_cast<long long>(layout.num_params));
+  for (ParamRole role : {ParamRole::kMatrix, ParamRole::kEmbedding, ParamRole::kHead, ParamRole::kNorm, ParamRole::kBias}) {
+    int64_t tensors = 0, values = 0;
+    for (const ParamTensor& t : layout.tensors)
+      if (t.role == role) tensors++, values += t.numel();
+    if (tensors == 0) continue;
+    std::printf("  %-9s %4lld tensors %12lld values -> %s\n", role_name(role), static_cast<long long>(tensors),
+                static_cast<long long>(values), role == ParamRole::kMatrix ? config.optim.matrix.c_str() : "adamw");
+  }
+  const int64_t grad_accum = grad_accum_steps(config, 1);
+  std::printf("step: %lld tokens (%lld x %lld x %lld micro-steps on one rank), %lld steps\n",
+              static_cast<long long>(grad_accum * config.train.micro_batch * config.model.seq_len),
+              static_cast<long long>(config.train.micro_batch), static_cast<long long>(config.model.seq_len),
+              static_cast<long long>(grad_accum), static_cast<long long>(config.train.steps));
+}
+
 int run_training(const Config& config) {
   const std::string& out_dir = config.run.out_dir;
   const GptShape shape = shape_from_config(config.model);

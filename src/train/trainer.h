@@ -8,7 +8,7 @@
 // checkpoint and return.
 //
 // out_dir/loss.csv, one row per step (s = 0-based step index):
-//   step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,tokens_per_s
+//   step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s
 //   tokens = tokens seen after step s; lr = the matrix group's lr of step s;
 //   val_loss empty where not evaluated. Columns may be appended, never reordered.
 #pragma once
@@ -21,5 +21,9 @@ namespace llmdion {
 
 // Returns the process exit code.
 int run_training(const Config& config);
+
+// Prints the model, its parameter counts by role and the optimizer of each
+// group to stdout, allocating no model.
+void describe_run(const Config& config);
 
 }  // namespace llmdion

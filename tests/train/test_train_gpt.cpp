@@ -142,12 +142,14 @@ TEST_F(TrainGpt, interrupted_by_sigterm_and_resumed_equals_an_uninterrupted_run)
 }
 
 TEST_F(TrainGpt, every_matrix_optimizer_trains_and_resumes_exactly_from_its_checkpointed_state) {
-  // Muon (Nesterov, NorMuon), Dion2 (random selection) and Dion: the loss falls,
+  // Muon (Nesterov, NorMuon) on a LLaMA block with grouped-query attention,
+  // Dion2 (random selection) on the paper's GPT, Dion on GPT-2: the loss falls,
   // and a run resumed from its step-10 checkpoint (momentum, Q, second moments
   // restored) repeats steps 10-19 bit for bit.
   const std::vector<std::pair<std::string, std::string>> variants = {
-      {"muon", "--set optim.matrix=muon --set optim.nesterov=true --set optim.normalize=neuron"},
-      {"dion2", "--set optim.matrix=dion2 --set optim.select=random --set optim.alpha=0.5"},
+      {"muon", "--set optim.matrix=muon --set optim.nesterov=true --set optim.normalize=neuron"
+               " --set model.arch=llama --set model.n_kv_head=1"},
+      {"dion2", "--set optim.matrix=dion2 --set optim.select=random --set optim.alpha=0.5 --set model.arch=paper"},
       {"dion", "--set optim.matrix=dion --set optim.rank_frac=0.5"}};
   for (const auto& [name, options] : variants) {
     std::string out;
