@@ -2,6 +2,7 @@
 //
 //   train_gpt --config configs/default.yaml [--set key.path=value ...] [--resume]
 //   train_gpt --config configs/paper_300m_dion2.yaml --describe
+//   mpirun -np 4 train_gpt --config ...          (data parallel over 4 ranks)
 //
 // Resolves the config, prepares out_dir (config.yaml, train.log, loss.csv,
 // checkpoints/) and trains (src/train/trainer.h). --describe prints the model,
@@ -13,6 +14,7 @@
 
 #include "config/config.h"
 #include "core/atomic_file.h"
+#include "dist/comm.h"
 #include "train/logging.h"
 #include "train/trainer.h"
 
@@ -40,18 +42,20 @@ int main(int argc, char** argv) {
     }
   }
 
-  const int rank = 0;
+  std::unique_ptr<Comm> comm = make_comm(&argc, &argv);
+  const int rank = comm->rank();
   std::string out_dir;
   try {
     const Config config = load_config(config_path, overrides);
     out_dir = config.run.out_dir;
     std::filesystem::create_directories(out_dir);
     setup_logging(rank, out_dir);
-    write_file_atomic(out_dir + "/config.yaml", [&](std::ostream& out) { out << config_to_yaml(config); });
+    if (rank == 0) write_file_atomic(out_dir + "/config.yaml", [&](std::ostream& out) { out << config_to_yaml(config); });
     spdlog::info("config {} resolved into {}/config.yaml", config_path, out_dir);
-    return run_training(config);
+    return run_training(config, *comm);
   } catch (const std::exception& e) {
     log_fatal_error(rank, out_dir, e.what());
+    if (comm->world_size() > 1) comm->abort(1);  // the other ranks must not wait for this one
     return 1;
   }
 }

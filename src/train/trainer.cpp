@@ -12,11 +12,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/rng.h"
 #include "data/dataloader.h"
 #include "data/tokenizer.h"
+#include "dist/comm.h"
 #include "model/llmc_checkpoint.h"
 #include "model/model.h"
 #include "optim/optimizer.h"
@@ -32,9 +34,12 @@ void on_stop_signal(int) { stop_requested = true; }
 
 constexpr const char* kCsvHeader = "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s";
 
-DataLoaderOptions loader_options(const Config& c, const std::string& pattern, int64_t grad_accum, DataOrder order) {
+DataLoaderOptions loader_options(const Config& c, const std::string& pattern, int64_t grad_accum, DataOrder order,
+                                 const Comm& comm) {
   DataLoaderOptions o;
   o.pattern = pattern;
+  o.rank = comm.rank();
+  o.world_size = comm.world_size();
   o.batch_size = c.train.micro_batch;
   o.seq_len = c.model.seq_len;
   o.grad_accum = grad_accum;
@@ -79,18 +84,20 @@ class LossCsv {
   std::FILE* file_;
 };
 
-// Mean loss over eval_tokens of the val data, from its start.
+// Mean loss over eval_tokens of the val data, from its start; each rank
+// evaluates its share of every window, and the ranks' sums are added.
 double evaluate(Model& model, DataLoader& val, int64_t eval_tokens, std::vector<int32_t>& inputs,
-                std::vector<int32_t>& targets) {
+                std::vector<int32_t>& targets, Comm& comm) {
   val.reset();
-  const int64_t batch_tokens = model.batch_size() * model.seq_len();
-  const int64_t batches = std::max<int64_t>(1, std::min(eval_tokens / batch_tokens, val.windows_per_epoch()));
-  double total = 0;
+  const int64_t window_tokens = model.batch_size() * model.seq_len() * comm.world_size();
+  const int64_t batches = std::max<int64_t>(1, std::min(eval_tokens / window_tokens, val.windows_per_epoch()));
+  std::vector<double> total = {0.0};
   for (int64_t i = 0; i < batches; i++) {
     val.next_batch(inputs.data(), targets.data());
-    total += model.forward(inputs.data(), targets.data());
+    total[0] += model.forward(inputs.data(), targets.data());
   }
-  return total / double(batches);
+  comm.all_reduce_sum(total);
+  return total[0] / double(batches * comm.world_size());
 }
 
 // The first tensor holding a NaN or Inf gradient.
@@ -135,12 +142,16 @@ void describe_run(const Config& config) {
               static_cast<long long>(grad_accum), static_cast<long long>(config.train.steps));
 }
 
-int run_training(const Config& config) {
+int run_training(const Config& config, Comm& comm) {
   const std::string& out_dir = config.run.out_dir;
+  const bool root = comm.rank() == 0;  // writes loss.csv, done.yaml, checkpoints, samples
+  check_same_on_all_ranks(comm, config_to_yaml(config), "resolved config");
   const GptShape shape = shape_from_config(config.model);
-  const int64_t grad_accum = grad_accum_steps(config, 1);
+  const int64_t grad_accum = grad_accum_steps(config, comm.world_size());
   const int64_t B = config.train.micro_batch, T = config.model.seq_len;
-  const int64_t tokens_per_step = grad_accum * B * T;
+  const int64_t tokens_per_step = grad_accum * B * T * comm.world_size();
+  if (comm.world_size() > 1)
+    spdlog::info("data parallel over {} ranks: {} x {} x {} micro-steps each", comm.world_size(), B, T, grad_accum);
 
   if (!config.run.export_llmc.empty()) check_llmc_compatible(shape, config.run.export_llmc);  // fail before training
   std::unique_ptr<Model> model = make_model(config.run.device, shape, B, T);
@@ -160,8 +171,8 @@ int run_training(const Config& config) {
   spdlog::info("optimizer: {}", optimizer->describe());
 
   const DataOrder order = config.data.order == "shuffled" ? DataOrder::kShuffled : DataOrder::kSequential;
-  DataLoader train_data(loader_options(config, config.data.train, grad_accum, order));
-  DataLoader val_data(loader_options(config, config.data.val, 1, DataOrder::kSequential));
+  DataLoader train_data(loader_options(config, config.data.train, grad_accum, order, comm));
+  DataLoader val_data(loader_options(config, config.data.val, 1, DataOrder::kSequential, comm));
   spdlog::info("train data: {} shards, {} tokens, {} steps of {} tokens per epoch ({} x {} x {} micro-steps)",
                train_data.shards().size(), train_data.total_tokens(), train_data.windows_per_epoch(),
                tokens_per_step, B, T, grad_accum);
@@ -193,10 +204,11 @@ int run_training(const Config& config) {
     spdlog::info("resumed from {} ({} steps done)", *latest, state.step);
   }
 
-  LossCsv csv(out_dir + "/loss.csv", state.step, tokens_per_step);
+  std::optional<LossCsv> csv;
+  if (root) csv.emplace(out_dir + "/loss.csv", state.step, tokens_per_step);
   std::unique_ptr<Gpt2Tokenizer> tokenizer;
   std::unique_ptr<Model> sampler;
-  if (config.train.sample_every > 0) {
+  if (config.train.sample_every > 0 && root) {
     tokenizer = std::make_unique<Gpt2Tokenizer>(
         Gpt2Tokenizer::load(config.data.vocab_dir + "/encoder.json", config.data.vocab_dir + "/vocab.bpe"));
     sampler = make_model(config.run.device, shape, 1, T);
@@ -221,7 +233,14 @@ int run_training(const Config& config) {
       loss_sum += model->forward(inputs.data(), targets.data());
       model->backward(1.0f / float(grad_accum));
     }
-    const double train_loss = loss_sum / double(grad_accum);
+    // Data parallel: every rank ends with the mean gradient and loss of the global batch.
+    std::vector<double> loss_total = {loss_sum / double(grad_accum)};
+    if (comm.world_size() > 1) {
+      comm.all_reduce_sum(model->grads());
+      model->scale_grads(1.0f / float(comm.world_size()));
+      comm.all_reduce_sum(loss_total);
+    }
+    const double train_loss = loss_total[0] / double(comm.world_size());
     const double grad_norm = model->grad_norm();
     const double lr_scale = lr_multiplier(config.schedule, step, steps);
     const bool finite = std::isfinite(train_loss) && std::isfinite(grad_norm);
@@ -247,9 +266,10 @@ int run_training(const Config& config) {
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - step_start).count();
 
     std::optional<double> val_loss;
-    if (due(config.train.eval_every, step)) val_loss = evaluate(*model, val_data, config.train.eval_tokens, inputs, targets);
-    csv.row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms, opt_ms);
-    if (step + 1 == steps) {
+    if (due(config.train.eval_every, step))
+      val_loss = evaluate(*model, val_data, config.train.eval_tokens, inputs, targets, comm);
+    if (csv) csv->row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms, opt_ms);
+    if (step + 1 == steps && root) {
       // done.yaml marks a finished run (sweep scripts skip it) with its final losses.
       write_file_atomic(out_dir + "/done.yaml", [&](std::ostream& out) {
         out << fmt::format("steps: {}\ntokens: {}\ntrain_loss: {:.9g}\nval_loss: {:.9g}\n", steps, state.tokens,
@@ -273,18 +293,25 @@ int run_training(const Config& config) {
           sample_tokens(*sampler, tokenizer->eot_id(), config.train.sample_tokens, config.train.sample_top_k, rng);
       spdlog::info("sample at step {}:\n{}", step, tokenizer->decode(ids));
     }
-    const bool stopping = stop_requested.load() && state.step < steps;  // at the end, finish normally
+    // A signal to any rank stops every rank after the same step.
+    std::vector<double> stop = {stop_requested.load() ? 1.0 : 0.0};
+    comm.all_reduce_sum(stop);
+    const bool stopping = stop[0] > 0 && state.step < steps;  // at the end, finish normally
     if (due(config.train.ckpt_every, step) || stopping) {
-      csv.sync();  // the rows up to this checkpoint are on disk before it is
-      const std::string folder = save_checkpoint(out_dir, *model, *optimizer, state, config);
-      spdlog::info("checkpoint {}", folder);
+      // Every rank holds the same weights and optimizer state: rank 0 writes them.
+      if (root) {
+        csv->sync();  // the rows up to this checkpoint are on disk before it is
+        const std::string folder = save_checkpoint(out_dir, *model, *optimizer, state, config);
+        spdlog::info("checkpoint {}", folder);
+      }
+      comm.barrier();
     }
     if (stopping) {
       spdlog::info("stopped by signal after step {}; continue with run.resume: auto", step);
       return 0;
     }
   }
-  if (!config.run.export_llmc.empty()) {
+  if (!config.run.export_llmc.empty() && root) {
     model->copy_params_to_host(host_params);
     write_llmc_checkpoint(config.run.export_llmc, shape, host_params);
     spdlog::info("weights exported in llm.c's format to {}", config.run.export_llmc);

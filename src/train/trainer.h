@@ -16,11 +16,14 @@
 #include <string>
 
 #include "config/config.h"
+#include "dist/comm.h"
 
 namespace llmdion {
 
-// Returns the process exit code.
-int run_training(const Config& config);
+// Returns the process exit code. With several ranks (comm), each reads its
+// share of every global batch; gradients and losses are averaged over ranks,
+// so every rank takes the same optimizer step, and rank 0 writes the outputs.
+int run_training(const Config& config, Comm& comm);
 
 // Prints the model, its parameter counts by role and the optimizer of each
 // group to stdout, allocating no model.

@@ -1,0 +1,66 @@
+#include "dist/comm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <numeric>
+#include <stdexcept>
+#include <vector>
+
+namespace llmdion {
+
+std::unique_ptr<Comm> make_mpi_comm(int* argc, char*** argv);
+
+namespace {
+
+// A world of one: every collective is a copy.
+class SerialComm final : public Comm {
+ public:
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  void all_reduce_sum(std::span<float>) override {}
+  void all_reduce_sum(std::span<double>) override {}
+  void reduce_scatter_sum(std::span<const float> in, std::span<float> out, std::span<const int64_t>) override {
+    std::copy(in.begin(), in.begin() + int64_t(out.size()), out.begin());
+  }
+  void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t>) override {
+    std::copy(mine.begin(), mine.end(), all.begin());
+  }
+  void broadcast(std::span<float>, int) override {}
+  void broadcast(std::string&, int) override {}
+  void all_to_all(std::span<const float> in, std::span<const int64_t>, std::span<float> out,
+                  std::span<const int64_t>) override {
+    std::copy(in.begin(), in.end(), out.begin());
+  }
+  void barrier() override {}
+  [[noreturn]] void abort(int code) override { std::exit(code); }
+};
+
+bool launched_by_mpi() {
+  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "MPI_LOCALRANKID"})
+    if (std::getenv(variable)) return true;
+  return false;
+}
+
+}  // namespace
+
+std::unique_ptr<Comm> make_comm(int* argc, char*** argv) {
+  if (launched_by_mpi()) return make_mpi_comm(argc, argv);
+  return std::make_unique<SerialComm>();
+}
+
+void check_same_on_all_ranks(Comm& comm, const std::string& text, const std::string& what) {
+  if (comm.world_size() == 1) return;
+  std::string root_text = text;
+  comm.broadcast(root_text, 0);
+  std::vector<double> differs(static_cast<size_t>(comm.world_size()), 0.0);
+  differs[size_t(comm.rank())] = root_text == text ? 0.0 : 1.0;
+  comm.all_reduce_sum(differs);
+  std::string ranks;
+  for (int r = 0; r < comm.world_size(); r++)
+    if (differs[size_t(r)] != 0.0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+  if (!ranks.empty())
+    throw std::runtime_error("the " + what + " of rank(s) " + ranks + " differs from rank 0's: every rank must run " +
+                             "the same config and data (same file, same --set overrides)");
+}
+
+}  // namespace llmdion

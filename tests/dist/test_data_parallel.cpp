@@ -1,0 +1,159 @@
+// build/train_gpt under mpirun: 1, 2 and 4 ranks with the same global batch
+// give the same losses for every optimizer; a 2-rank checkpoint resumes
+// exactly on 2 ranks and on 4; ranks with different configs are refused; a
+// killed rank brings the others down promptly and the run resumes from its
+// last complete checkpoint.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <sstream>
+#include <thread>
+
+#include "core/rng.h"
+#include "data/shard.h"
+#include "test_util.h"
+
+namespace llmdion {
+namespace {
+
+// One OpenMP thread per rank: the ranks share the machine's cores.
+const std::string kMpirun =
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -x OMP_NUM_THREADS=1";
+
+// The process ids of train_gpt ranks whose command line mentions `marker`.
+std::vector<std::string> rank_pids(const std::string& marker) {
+  std::vector<std::string> pids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = test::read_text(entry.path().string() + "/cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (test::read_text(entry.path().string() + "/comm") == "train_gpt\n" && cmdline.find(marker) != std::string::npos)
+      pids.push_back(pid);
+  }
+  return pids;
+}
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SplitMix64 rng{5};
+    for (int shard = 0; shard < 3; shard++) {
+      std::vector<uint32_t> tokens;
+      while (tokens.size() < 20000) {
+        const uint32_t word = uint32_t(rng.below(60));
+        for (uint32_t k = 0; k < 4; k++) tokens.push_back((word * 7 + k * 13) % 250);
+      }
+      write_shard(dir_ / (shard == 0 ? "d_val_000000.bin" : "d_train_00000" + std::to_string(shard) + ".bin"), tokens, 2);
+    }
+    test::write_text(dir_ / "run.yaml",
+                     "model:\n  n_layer: 2\n  n_head: 2\n  d_model: 32\n  seq_len: 32\n  vocab_size: 256\n"
+                     "data:\n  train: " + (dir_ / "d_train_*.bin") + "\n  val: " + (dir_ / "d_val_*.bin") +
+                     "\n  order: shuffled\ntrain:\n  micro_batch: 2\n  batch_tokens: 512\n  steps: 20\n"
+                     "  eval_every: 5\n  eval_tokens: 1024\n  ckpt_every: 10\n  ckpt_keep: 0\n"
+                     "schedule:\n  warmup_steps: 3\noptim:\n  lr: 0.02\nscalar_opt:\n  lr: 0.003\n");
+  }
+
+  // Runs train_gpt on `ranks` ranks (0: without mpirun); returns its exit code.
+  int train(int ranks, const std::string& out, const std::string& extra, std::string* output = nullptr) {
+    const std::string program = test::kBuildDir + "/train_gpt --config " + (dir_ / "run.yaml") +
+                                " --set run.out_dir=" + (dir_ / out) + " " + extra;
+    return test::run_command(ranks == 0 ? program : kMpirun + " -np " + std::to_string(ranks) + " " + program, output);
+  }
+
+  // (train_loss, val_loss) of every row of a run's loss.csv.
+  std::vector<std::pair<double, double>> losses(const std::string& out) {
+    std::istringstream in(test::read_text(dir_ / (out + "/loss.csv")));
+    std::string line;
+    std::getline(in, line);
+    std::vector<std::pair<double, double>> rows;
+    while (std::getline(in, line)) {
+      std::vector<std::string> f;
+      std::stringstream ss(line);
+      std::string x;
+      while (std::getline(ss, x, ',')) f.push_back(x);
+      rows.push_back({std::stod(f[3]), f[4].empty() ? NAN : std::stod(f[4])});
+    }
+    return rows;
+  }
+
+  void expect_same_losses(const std::string& a, const std::string& b, double tolerance) {
+    const auto x = losses(a), y = losses(b);
+    ASSERT_EQ(x.size(), y.size()) << a << " vs " << b;
+    for (size_t i = 0; i < x.size(); i++) {
+      EXPECT_NEAR(x[i].first, y[i].first, tolerance * x[i].first) << a << " vs " << b << " train loss, step " << i;
+      if (std::isnan(x[i].second)) continue;
+      EXPECT_NEAR(x[i].second, y[i].second, tolerance * x[i].second) << a << " vs " << b << " val loss, step " << i;
+    }
+  }
+
+  test::ScratchDir dir_;
+};
+
+TEST_F(DataParallel, one_two_and_four_ranks_give_the_same_losses_for_every_optimizer) {
+  const std::vector<std::pair<std::string, std::string>> optimizers = {
+      {"adamw", "--set optim.matrix=adamw --set optim.lr=0.003"},
+      {"muon", "--set optim.matrix=muon"},
+      {"dion", "--set optim.matrix=dion"},
+      {"dion2_l1", "--set optim.matrix=dion2"},
+      {"dion2_random", "--set optim.matrix=dion2 --set optim.select=random"}};
+  for (const auto& [name, options] : optimizers) {
+    std::string out;
+    ASSERT_EQ(train(0, name + "_1", options, &out), 0) << out;
+    for (int ranks : {2, 4}) {
+      ASSERT_EQ(train(ranks, name + "_" + std::to_string(ranks), options, &out), 0) << out;
+      expect_same_losses(name + "_1", name + "_" + std::to_string(ranks), 1e-5);
+    }
+  }
+}
+
+TEST_F(DataParallel, a_two_rank_checkpoint_resumes_exactly_on_two_ranks_and_on_four) {
+  std::string out;
+  ASSERT_EQ(train(2, "whole", "--set optim.matrix=dion2", &out), 0) << out;
+  for (int ranks : {2, 4}) {
+    const std::string name = "resumed_" + std::to_string(ranks);
+    std::filesystem::copy(dir_ / "whole", dir_ / name, std::filesystem::copy_options::recursive);
+    std::filesystem::remove_all(dir_ / (name + "/checkpoints/step_00000020"));  // resume from step 10
+    std::filesystem::remove(dir_ / (name + "/done.yaml"));
+    ASSERT_EQ(train(ranks, name, "--set optim.matrix=dion2 --resume", &out), 0) << out;
+    EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+    expect_same_losses("whole", name, ranks == 2 ? 0.0 : 1e-5);
+  }
+}
+
+TEST_F(DataParallel, ranks_with_different_configs_are_refused) {
+  const std::string program = test::kBuildDir + "/train_gpt --config " + (dir_ / "run.yaml") + " --set run.out_dir=" +
+                              (dir_ / "mismatch");
+  std::string out;
+  EXPECT_NE(test::run_command(kMpirun + " -np 1 " + program + " : -np 1 " + program + " --set optim.lr=0.01", &out), 0);
+  EXPECT_NE(out.find("resolved config of rank(s) 1 differs from rank 0's"), std::string::npos) << out;
+}
+
+TEST_F(DataParallel, a_killed_rank_stops_the_others_and_the_run_resumes_from_its_last_checkpoint) {
+  const std::string extra = "--set train.steps=200 --set train.ckpt_every=5";
+  const std::string command = kMpirun + " -np 2 " + test::kBuildDir + "/train_gpt --config " + (dir_ / "run.yaml") +
+                              " --set run.out_dir=" + (dir_ / "killed") + " " + extra + " > " + (dir_ / "mpirun.log") +
+                              " 2>&1; echo $? > " + (dir_ / "exit_code");
+  std::thread launcher([&] { test::run_command(command); });
+  // Once a checkpoint exists, SIGKILL one of the two ranks.
+  for (int i = 0; i < 3000 && !std::filesystem::exists(dir_ / "killed/checkpoints/step_00000010/COMPLETE"); i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const std::vector<std::string> pids = rank_pids(dir_ / "killed");
+  ASSERT_EQ(pids.size(), 2u) << "rank processes not found";
+  const auto killed_at = std::chrono::steady_clock::now();
+  test::run_command("kill -9 " + pids.back());
+  launcher.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  std::printf("the other rank and mpirun exited %.2f s after the kill\n", seconds);
+  EXPECT_LT(seconds, 20.0) << "the surviving rank did not stop promptly";
+  EXPECT_NE(test::read_text(dir_ / "exit_code"), "0\n") << test::read_text(dir_ / "mpirun.log");
+  // Restarted, it resumes from the newest complete checkpoint and finishes.
+  std::string out;
+  ASSERT_EQ(train(2, "killed", extra + " --resume", &out), 0) << out;
+  EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace llmdion
