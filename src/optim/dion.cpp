@@ -38,7 +38,8 @@ Dion::Dion(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixO
   momentum_ = ops_.allocate(momentum_total_);
   q_ = ops_.allocate(q_total_);
   for (size_t i = 0; i < matrices_.size(); i++) {
-    const std::vector<float> q0 = seeded_normal(matrices_[i].cols * rank_[i], derive_seed({seed, 0xd10e0ull, i}));
+    const std::vector<float> q0 =
+        seeded_normal(matrices_[i].cols * rank_[i], derive_seed({seed, 0xd10e0ull, uint64_t(matrices_[i].offset)}));
     ops_.copy_from_host(q0, q_ + q_offset_[i]);
   }
   p_ = ops_.allocate(max_p);

@@ -57,7 +57,8 @@ void Dion2::step(std::span<float> params, std::span<const float> grads, double l
       ops_.slice_l1_norms(dim, p.rows, p.cols, m, {slice_norms_.data(), size_t(d)});
       select_top_l1({slice_norms_.data(), size_t(d)}, k, selected);
     } else {
-      select_random(d, k, derive_seed({seed_, 0xd1025e1ec7ull, i, uint64_t(update_count)}), selected);
+      // Seeded by the matrix's place in the parameter buffer: the same draw on every rank, whoever owns it.
+      select_random(d, k, derive_seed({seed_, 0xd1025e1ec7ull, uint64_t(p.offset), uint64_t(update_count)}), selected);
     }
     ops_.gather_slices(dim, p.rows, p.cols, m, selected, submatrix_);
     const int64_t sub_rows = dim == SliceDim::kRows ? k : p.rows, sub_cols = dim == SliceDim::kRows ? p.cols : k;

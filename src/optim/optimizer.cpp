@@ -33,18 +33,27 @@ class OptimizerGroups final : public Optimizer {
 }  // namespace
 
 std::unique_ptr<Optimizer> make_optimizer(const Config& config, const GptLayout& layout) {
-  const OptimConfig& o = config.optim;
-  const ScalarOptConfig& s = config.scalar_opt;
-  AdamWGroup scalars{"embeddings, head, norms, biases", {}, s.lr, s.beta1, s.beta2, s.eps, s.weight_decay};
-  AdamWGroup matrix_group{"matrices", {}, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay};
   std::vector<MatrixParam> matrices;
+  std::vector<ParamSlice> matrix_slices, other_slices;
   for (const ParamTensor& t : layout.tensors) {
-    if (t.role != ParamRole::kMatrix) scalars.params.push_back({t.name, t.offset, t.numel()});
-    else if (o.matrix == "adamw") matrix_group.params.push_back({t.name, t.offset, t.numel()});
+    if (t.role != ParamRole::kMatrix) other_slices.push_back({t.name, t.offset, t.numel()});
+    else if (config.optim.matrix == "adamw") matrix_slices.push_back({t.name, t.offset, t.numel()});
     else matrices.push_back({t.name, t.offset, t.shape[0], t.shape[1]});
   }
-  if (o.matrix == "adamw") return std::make_unique<AdamW>(std::vector<AdamWGroup>{matrix_group, scalars});
+  return make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices));
+}
 
+std::unique_ptr<Optimizer> make_optimizer_over(const Config& config, std::vector<MatrixParam> matrices,
+                                               std::vector<ParamSlice> matrix_slices,
+                                               std::vector<ParamSlice> other_slices) {
+  const OptimConfig& o = config.optim;
+  const ScalarOptConfig& s = config.scalar_opt;
+  AdamWGroup scalars{"embeddings, head, norms, biases", std::move(other_slices), s.lr, s.beta1, s.beta2, s.eps,
+                     s.weight_decay};
+  if (o.matrix == "adamw") {
+    AdamWGroup matrix_group{"matrices", std::move(matrix_slices), o.lr, o.beta1, o.beta2, o.eps, o.weight_decay};
+    return std::make_unique<AdamW>(std::vector<AdamWGroup>{matrix_group, scalars});
+  }
   std::unique_ptr<MatrixOps> ops = make_matrix_ops(config.run.device);
   const uint64_t seed = uint64_t(config.run.seed);
   std::unique_ptr<Optimizer> matrix_optimizer;

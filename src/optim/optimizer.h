@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "model/gpt.h"
+#include "optim/matrix_param.h"
 
 namespace llmdion {
 
@@ -38,5 +39,12 @@ struct ParamSlice {
 
 // Builds the optimizer the config asks for over the model's parameters.
 std::unique_ptr<Optimizer> make_optimizer(const Config& config, const GptLayout& layout);
+
+// The same over some of them (one rank's share): `matrices` for the matrix
+// optimizer (none when optim.matrix is adamw), AdamW over `matrix_slices` with
+// the optim section's settings and over `other_slices` with scalar_opt's.
+std::unique_ptr<Optimizer> make_optimizer_over(const Config& config, std::vector<MatrixParam> matrices,
+                                               std::vector<ParamSlice> matrix_slices,
+                                               std::vector<ParamSlice> other_slices);
 
 }  // namespace llmdion

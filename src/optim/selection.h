@@ -2,8 +2,9 @@
 // columns) of the momentum are orthonormalized and updated this step.
 //   l1:     the k slices of largest l1 norm (ties to the lower index)
 //   random: k of d uniformly without replacement: a partial Fisher-Yates
-//           shuffle of 0..d-1 drawn from splitmix64 seeded by (run seed,
-//           matrix, update), so every rank draws the same slices
+//           shuffle of 0..d-1 drawn from splitmix64 seeded by (run seed, the
+//           matrix's offset in the parameter buffer, update), so every rank
+//           draws the same slices
 // Either way the chosen indices come back in ascending order.
 #pragma once
 

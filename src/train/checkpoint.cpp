@@ -39,10 +39,15 @@ std::vector<fs::path> complete_checkpoints(const std::string& out_dir) {
   return found;
 }
 
+std::string optimizer_file(const Comm& comm) {
+  return comm.world_size() == 1 ? "optimizer.safetensors"
+                                : "optimizer.rank" + std::to_string(comm.rank()) + ".safetensors";
+}
+
 }  // namespace
 
 std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer& optimizer, const TrainState& state,
-                            const Config& config) {
+                            const Config& config, Comm& comm) {
   char name[32];
   std::snprintf(name, sizeof(name), "step_%08lld", static_cast<long long>(state.step));
   const fs::path folder = fs::path(out_dir) / "checkpoints" / name;
@@ -53,8 +58,21 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
     if (!std::isfinite(p)) throw std::runtime_error("refusing to checkpoint step " + std::to_string(state.step) +
                                                     ": the weights hold NaN or Inf");
   const fs::path partial = folder.string() + ".partial";
-  fs::remove_all(partial);
-  fs::create_directories(partial);
+  const bool root = comm.rank() == 0;
+  if (root) {
+    fs::remove_all(partial);
+    fs::create_directories(partial);
+  }
+  comm.barrier();
+  std::vector<TensorView> opt_tensors;
+  for (const OptimizerState& s : optimizer.state())
+    opt_tensors.push_back({s.name, {int64_t(s.data.size())}, s.data});
+  write_safetensors((partial / optimizer_file(comm)).string(), opt_tensors, {{"format", "llm.dion"}});
+  comm.barrier();
+  if (!root) {
+    comm.barrier();  // until rank 0 has completed the folder
+    return folder.string();
+  }
 
   std::vector<TensorView> tensors;
   for (const ParamTensor& t : layout.tensors)
@@ -63,17 +81,13 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
   for (const auto& [key, value] : shape_fields(model.shape())) metadata[key] = std::to_string(value);
   write_safetensors((partial / "model.safetensors").string(), tensors, metadata);
 
-  std::vector<TensorView> opt_tensors;
-  for (const OptimizerState& s : optimizer.state())
-    opt_tensors.push_back({s.name, {int64_t(s.data.size())}, s.data});
-  write_safetensors((partial / "optimizer.safetensors").string(), opt_tensors, {{"format", "llm.dion"}});
-
   YAML::Emitter out;
   out << YAML::BeginMap;
   out << YAML::Key << "step" << YAML::Value << state.step;
   out << YAML::Key << "tokens" << YAML::Value << state.tokens;
   out << YAML::Key << "update_count" << YAML::Value << state.update_count;
   out << YAML::Key << "seed" << YAML::Value << state.seed;
+  out << YAML::Key << "ranks" << YAML::Value << comm.world_size();
   out << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "epoch" << YAML::Value << state.data.epoch;
   out << YAML::Key << "shard_cursor" << YAML::Value << state.data.shard_cursor;
@@ -95,6 +109,7 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
   const size_t keep = size_t(config.train.ckpt_keep);
   if (keep > 0)
     for (size_t i = 0; i + keep < all.size(); i++) fs::remove_all(all[i]);
+  comm.barrier();
   return folder.string();
 }
 
@@ -134,10 +149,11 @@ TrainState read_checkpoint_state(const std::string& folder, const GptShape& shap
   state.data.micro_step = state_yaml["data"]["micro_step"].as<int64_t>();
   state.seed = state_yaml["seed"].as<uint64_t>();
   state.config_yaml = state_yaml["config"].as<std::string>();
+  state.ranks = state_yaml["ranks"].as<int>(1);
   return state;
 }
 
-void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer) {
+void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer, const Comm& comm) {
   const fs::path dir(folder);
   const TensorFile weights = read_safetensors((dir / "model.safetensors").string());
   const GptLayout& layout = model.layout();
@@ -150,7 +166,7 @@ void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer&
   }
   model.copy_params_from_host(params);
 
-  const TensorFile opt = read_safetensors((dir / "optimizer.safetensors").string());
+  const TensorFile opt = read_safetensors((dir / optimizer_file(comm)).string());
   for (OptimizerState& s : optimizer.state()) {
     auto it = opt.tensors.find(s.name);
     if (it == opt.tensors.end() || it->second.values.size() != s.data.size())

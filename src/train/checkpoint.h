@@ -3,7 +3,8 @@
 // out_dir/checkpoints/step_00000100/   (100 steps completed)
 //   model.safetensors      fp32 weights by tensor name; wte/lm_head keep their
 //                          padded rows (metadata vocab_size says how many are real)
-//   optimizer.safetensors  the optimizer's state buffers (e.g. adamw.m, adamw.v)
+//   optimizer.safetensors  the optimizer's state buffers (e.g. adamw.m, adamw.v); with
+//                          several ranks, optimizer.rank<r>.safetensors: rank r's shard
 //   state.yaml             step, tokens, optimizer update count, data position,
 //                          seed, model shape, config hash and the resolved config
 //   COMPLETE               written last: a folder without it is never read
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "data/dataloader.h"
+#include "dist/comm.h"
 #include "model/model.h"
 #include "optim/optimizer.h"
 
@@ -27,12 +29,15 @@ struct TrainState {
   DataPosition data;         // the train loader's position
   uint64_t seed = 0;         // run.seed: data order and samples derive from it
   std::string config_yaml;   // the resolved config of the run (read back on load)
+  int ranks = 1;             // the world size: optimizer state is sharded over that many ranks
 };
 
 // Writes a checkpoint of `state` and deletes all but the newest train.ckpt_keep (0: keep all).
-// Returns its folder.
+// Called by every rank: each writes its shard of the optimizer state
+// (optimizer.safetensors alone, optimizer.rank<r>.safetensors among several),
+// rank 0 the weights, state.yaml and, last, COMPLETE. Returns its folder.
 std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer& optimizer, const TrainState& state,
-                            const Config& config);
+                            const Config& config, Comm& comm);
 
 // The newest complete checkpoint folder under out_dir, if any.
 std::optional<std::string> latest_checkpoint(const std::string& out_dir);
@@ -42,6 +47,6 @@ std::optional<std::string> latest_checkpoint(const std::string& out_dir);
 TrainState read_checkpoint_state(const std::string& folder, const GptShape& shape);
 // Restores the weights and the optimizer state; throws std::runtime_error when a
 // tensor or a state buffer is missing or of another size.
-void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer);
+void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer, const Comm& comm);
 
 }  // namespace llmdion

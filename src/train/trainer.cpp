@@ -19,6 +19,7 @@
 #include "data/dataloader.h"
 #include "data/tokenizer.h"
 #include "dist/comm.h"
+#include "dist/sharded_optimizer.h"
 #include "model/llmc_checkpoint.h"
 #include "model/model.h"
 #include "optim/optimizer.h"
@@ -167,7 +168,7 @@ int run_training(const Config& config, Comm& comm) {
     spdlog::info("weights from llm.c checkpoint {}", config.model.init_from);
   }
   model->copy_params_from_host(host_params);
-  std::unique_ptr<Optimizer> optimizer = make_optimizer(config, layout);
+  std::unique_ptr<Optimizer> optimizer = make_distributed_optimizer(config, layout, comm);
   spdlog::info("optimizer: {}", optimizer->describe());
 
   const DataOrder order = config.data.order == "shuffled" ? DataOrder::kShuffled : DataOrder::kSequential;
@@ -198,7 +199,12 @@ int run_training(const Config& config, Comm& comm) {
     if (!changed.empty())
       throw std::runtime_error("cannot resume from '" + *latest + "' exactly: the config changed " + changed +
                                "; restore those settings or start a new run.out_dir");
-    load_checkpoint_tensors(*latest, *model, *optimizer);
+    if (saved.ranks != comm.world_size())
+      throw std::runtime_error("cannot resume from '" + *latest + "': its optimizer state is sharded over " +
+                               std::to_string(saved.ranks) + " rank(s) and this run has " +
+                               std::to_string(comm.world_size()) + "; resume with mpirun -np " +
+                               std::to_string(saved.ranks) + " (or start a new run.out_dir)");
+    load_checkpoint_tensors(*latest, *model, *optimizer, comm);
     state = saved;
     train_data.restore(state.data);
     spdlog::info("resumed from {} ({} steps done)", *latest, state.step);
@@ -298,13 +304,9 @@ int run_training(const Config& config, Comm& comm) {
     comm.all_reduce_sum(stop);
     const bool stopping = stop[0] > 0 && state.step < steps;  // at the end, finish normally
     if (due(config.train.ckpt_every, step) || stopping) {
-      // Every rank holds the same weights and optimizer state: rank 0 writes them.
-      if (root) {
-        csv->sync();  // the rows up to this checkpoint are on disk before it is
-        const std::string folder = save_checkpoint(out_dir, *model, *optimizer, state, config);
-        spdlog::info("checkpoint {}", folder);
-      }
-      comm.barrier();
+      if (csv) csv->sync();  // the rows up to this checkpoint are on disk before it is
+      const std::string folder = save_checkpoint(out_dir, *model, *optimizer, state, config, comm);
+      spdlog::info("checkpoint {}", folder);
     }
     if (stopping) {
       spdlog::info("stopped by signal after step {}; continue with run.resume: auto", step);

@@ -1,8 +1,9 @@
 // build/train_gpt under mpirun: 1, 2 and 4 ranks with the same global batch
-// give the same losses for every optimizer; a 2-rank checkpoint resumes
-// exactly on 2 ranks and on 4; ranks with different configs are refused; a
-// killed rank brings the others down promptly and the run resumes from its
-// last complete checkpoint.
+// give the same losses for every optimizer, each rank holding only its share
+// of the optimizer state; a 2-rank checkpoint resumes exactly on 2 ranks and
+// is refused on 4, with the reason; ranks with different configs are
+// refused; a killed rank brings the others down promptly and the run resumes
+// from its last complete checkpoint.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -109,17 +110,30 @@ TEST_F(DataParallel, one_two_and_four_ranks_give_the_same_losses_for_every_optim
   }
 }
 
-TEST_F(DataParallel, a_two_rank_checkpoint_resumes_exactly_on_two_ranks_and_on_four) {
+TEST_F(DataParallel, a_two_rank_checkpoint_resumes_exactly_on_two_ranks_and_is_refused_on_four) {
   std::string out;
   ASSERT_EQ(train(2, "whole", "--set optim.matrix=dion2", &out), 0) << out;
-  for (int ranks : {2, 4}) {
-    const std::string name = "resumed_" + std::to_string(ranks);
-    std::filesystem::copy(dir_ / "whole", dir_ / name, std::filesystem::copy_options::recursive);
-    std::filesystem::remove_all(dir_ / (name + "/checkpoints/step_00000020"));  // resume from step 10
-    std::filesystem::remove(dir_ / (name + "/done.yaml"));
-    ASSERT_EQ(train(ranks, name, "--set optim.matrix=dion2 --resume", &out), 0) << out;
-    EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
-    expect_same_losses("whole", name, ranks == 2 ? 0.0 : 1e-5);
+  std::filesystem::copy(dir_ / "whole", dir_ / "resumed", std::filesystem::copy_options::recursive);
+  std::filesystem::remove_all(dir_ / "resumed/checkpoints/step_00000020");  // resume from step 10
+  std::filesystem::remove(dir_ / "resumed/done.yaml");
+  EXPECT_NE(train(4, "resumed", "--set optim.matrix=dion2 --resume", &out), 0);
+  EXPECT_NE(out.find("sharded over 2 rank(s) and this run has 4; resume with mpirun -np 2"), std::string::npos) << out;
+  ASSERT_EQ(train(2, "resumed", "--set optim.matrix=dion2 --resume", &out), 0) << out;
+  EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+  expect_same_losses("whole", "resumed", 0.0);
+}
+
+TEST_F(DataParallel, each_rank_holds_only_its_share_of_the_optimizer_state) {
+  std::string out;
+  for (const std::string matrix : {"adamw", "muon"}) {
+    ASSERT_EQ(train(0, matrix + "_alone", "--set optim.matrix=" + matrix + " --set train.steps=1", &out), 0) << out;
+    ASSERT_EQ(train(2, matrix + "_two", "--set optim.matrix=" + matrix + " --set train.steps=1", &out), 0) << out;
+    const std::string step = "/checkpoints/step_00000001/";
+    const double whole = double(std::filesystem::file_size(dir_ / (matrix + "_alone" + step + "optimizer.safetensors")));
+    const double rank0 = double(std::filesystem::file_size(dir_ / (matrix + "_two" + step + "optimizer.rank0.safetensors")));
+    const double rank1 = double(std::filesystem::file_size(dir_ / (matrix + "_two" + step + "optimizer.rank1.safetensors")));
+    EXPECT_NEAR(rank0 + rank1, whole, 0.01 * whole) << matrix;
+    EXPECT_LT(std::max(rank0, rank1), 0.6 * whole) << matrix << ": the state is not split";
   }
 }
 

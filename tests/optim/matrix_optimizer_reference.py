@@ -142,7 +142,8 @@ def main():
                     norms = np.abs(M[i]).sum(axis=1 if rows else 0)
                     chosen = sorted(sorted(range(d), key=lambda j: (-norms[j], j))[:k])
                 else:
-                    rng = SplitMix64(derive_seed([case["seed"], 0xD1025E1EC7, i, t + 1]))
+                    offset = sum(r * c for r, c in shapes[:i])  # the matrix's place in the flat buffer
+                    rng = SplitMix64(derive_seed([case["seed"], 0xD1025E1EC7, offset, t + 1]))
                     perm = list(range(d))
                     for j in range(k):
                         swap = j + rng.below(d - j)
