@@ -33,7 +33,7 @@ namespace {
 std::atomic<bool> stop_requested{false};
 void on_stop_signal(int) { stop_requested = true; }
 
-constexpr const char* kCsvHeader = "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s";
+constexpr const char* kCsvHeader = "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s,comm_bytes";
 
 DataLoaderOptions loader_options(const Config& c, const std::string& pattern, int64_t grad_accum, DataOrder order,
                                  const Comm& comm) {
@@ -71,11 +71,12 @@ class LossCsv {
   }
   ~LossCsv() { std::fclose(file_); }
   void row(int64_t step, int64_t tokens, double lr, double train_loss, std::optional<double> val_loss,
-           double grad_norm, double step_ms, double opt_ms) {
+           double grad_norm, double step_ms, double opt_ms, int64_t comm_bytes) {
     std::fprintf(file_, "%lld,%lld,%.9g,%.9g,", static_cast<long long>(step), static_cast<long long>(tokens), lr,
                  train_loss);
     if (val_loss) std::fprintf(file_, "%.9g", *val_loss);
-    std::fprintf(file_, ",%.9g,%.3f,%.3f,%.1f\n", grad_norm, step_ms, opt_ms, double(tokens_per_step_) * 1000.0 / step_ms);
+    std::fprintf(file_, ",%.9g,%.3f,%.3f,%.1f,%lld\n", grad_norm, step_ms, opt_ms,
+                 double(tokens_per_step_) * 1000.0 / step_ms, static_cast<long long>(comm_bytes));
     std::fflush(file_);
   }
   void sync() { fsync(fileno(file_)); }
@@ -232,6 +233,7 @@ int run_training(const Config& config, Comm& comm) {
   const int64_t first_step = state.step;
   for (int64_t step = state.step; step < steps; step++) {
     const auto step_start = std::chrono::steady_clock::now();
+    const int64_t bytes_before = comm.bytes_sent();
     model->zero_grads();
     double loss_sum = 0;
     for (int64_t m = 0; m < grad_accum; m++) {
@@ -274,7 +276,10 @@ int run_training(const Config& config, Comm& comm) {
     std::optional<double> val_loss;
     if (due(config.train.eval_every, step))
       val_loss = evaluate(*model, val_data, config.train.eval_tokens, inputs, targets, comm);
-    if (csv) csv->row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms, opt_ms);
+    const int64_t comm_bytes = comm.bytes_sent() - bytes_before;  // this rank's payload in the step
+    if (csv)
+      csv->row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms, opt_ms,
+               comm_bytes);
     if (step + 1 == steps && root) {
       // done.yaml marks a finished run (sweep scripts skip it) with its final losses.
       write_file_atomic(out_dir + "/done.yaml", [&](std::ostream& out) {

@@ -7,8 +7,8 @@ root=$1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/a" "$dir/b"
-header="step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s"
-{ echo "$header"; for s in 0 1 2 3 4 5; do v=""; [ $((s % 3)) -eq 2 ] && v="$((9 - s)).5"; echo "$s,$(((s + 1) * 256)),0.001,$((10 - s)).25,$v,1.0,10.0,2.0,25600.0"; done; } > "$dir/a/loss.csv"
+header="step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s,comm_bytes"
+{ echo "$header"; for s in 0 1 2 3 4 5; do v=""; [ $((s % 3)) -eq 2 ] && v="$((9 - s)).5"; echo "$s,$(((s + 1) * 256)),0.001,$((10 - s)).25,$v,1.0,10.0,2.0,25600.0,0"; done; } > "$dir/a/loss.csv"
 cp "$dir/a/loss.csv" "$dir/b/loss.csv"
 /usr/bin/python3 "$root/scripts/plot_loss.py" "$dir/a/loss.csv" "$dir/b/loss.csv" -o "$dir/out.png" --smooth 2
 [ "$(head -c 8 "$dir/out.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || { echo "FAIL: not a PNG"; exit 1; }

@@ -50,7 +50,7 @@ int train(const std::string& config, const std::string& extra, std::string* outp
   return test::run_command(kBuildDir + "/train_gpt --config " + config + " " + extra, output);
 }
 
-// loss.csv without the timing columns (step_ms, opt_ms, tokens_per_s), which no two runs share.
+// loss.csv without the timing columns (step_ms, opt_ms, tokens_per_s, comm_bytes), which no two runs share.
 std::vector<std::string> deterministic_rows(const std::string& path) {
   std::istringstream in(test::read_text(path));
   std::vector<std::string> rows;
@@ -60,7 +60,7 @@ std::vector<std::string> deterministic_rows(const std::string& path) {
     std::stringstream ss(line);
     std::string f;
     while (std::getline(ss, f, ',')) fields.push_back(f);
-    while (fields.size() < 9) fields.push_back("");
+    while (fields.size() < 10) fields.push_back("");
     rows.push_back(fields[0] + "," + fields[1] + "," + fields[2] + "," + fields[3] + "," + fields[4] + "," + fields[5]);
   }
   return rows;
@@ -85,7 +85,7 @@ TEST_F(TrainGpt, loss_falls_and_the_csv_has_its_documented_columns) {
   const std::vector<std::string> rows = deterministic_rows(dir_ / "a/loss.csv");
   ASSERT_EQ(rows.size(), 41u);
   const std::string csv = test::read_text(dir_ / "a/loss.csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s,comm_bytes");
   EXPECT_EQ(column(rows[1], 1), 256);     // tokens after step 0
   EXPECT_EQ(column(rows[40], 1), 10240);  // after step 39
   EXPECT_NEAR(column(rows[1], 2), 0.003 / 5, 1e-12);  // warmup
