@@ -2,60 +2,102 @@
 
 #include <algorithm>
 #include <sstream>
+#include <stdexcept>
 
 #include "dist/shard_plan.h"
+#include "optim/dion2.h"
 #include "optim/matrix_param.h"
+#include "optim/selection.h"
 
 namespace llmdion {
 namespace {
 
-// A stretch of the flat parameter buffer.
-struct Region {
-  int64_t offset, length;
+// A part of the weights one rank updates: a stretch of the flat buffer sent
+// whole, or (slices > 0) a Dion2 matrix of which only `slices` selected rows or
+// columns are sent, each preceded by nothing but the list of their indices.
+struct Part {
+  int64_t offset, length;        // the stretch; a sliced matrix's is rows * cols
+  int64_t rows = 0, cols = 0;
+  SliceDim dim = SliceDim::kRows;
+  int64_t slices = 0;
+  int64_t message() const {
+    return slices == 0 ? length : slices + slices * (dim == SliceDim::kRows ? cols : rows);
+  }
 };
 
 class ShardedOptimizer final : public Optimizer {
  public:
-  ShardedOptimizer(Comm& comm, std::unique_ptr<Optimizer> local, std::vector<std::vector<Region>> regions)
-      : comm_(comm), local_(std::move(local)), regions_(std::move(regions)) {
-    for (const auto& rank_regions : regions_) {
+  ShardedOptimizer(Comm& comm, std::unique_ptr<Optimizer> local, std::vector<std::vector<Part>> parts,
+                   const OptimConfig& config)
+      : comm_(comm), local_(std::move(local)), parts_(std::move(parts)), config_(config) {
+    int64_t total = 0;
+    for (const auto& rank_parts : parts_) {
       int64_t n = 0;
-      for (const Region& r : rank_regions) n += r.length;
+      for (const Part& p : rank_parts) n += p.message();
       counts_.push_back(n);
+      total += n;
     }
     send_.resize(size_t(counts_[size_t(comm_.rank())]));
-    int64_t total = 0;
-    for (int64_t c : counts_) total += c;
     receive_.resize(size_t(total));
   }
 
   void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override {
     local_->step(params, grads, lr_scale, update_count);
-    // Pack this rank's updated values, gather everyone's, unpack the others'.
-    int64_t at = 0;
-    for (const Region& r : regions_[size_t(comm_.rank())])
-      std::copy_n(params.data() + r.offset, r.length, send_.data() + at), at += r.length;
+    float* out = send_.data();
+    for (const Part& p : parts_[size_t(comm_.rank())]) out = pack(p, params.data(), out);
     comm_.all_gather(send_, receive_, counts_);
-    at = 0;
-    for (int rank = 0; rank < comm_.world_size(); rank++) {
-      for (const Region& r : regions_[size_t(rank)]) {
-        if (rank != comm_.rank()) std::copy_n(receive_.data() + at, r.length, params.data() + r.offset);
-        at += r.length;
+    // Dion2's decay, as Dion2::step computes it.
+    const float lr = float(config_.lr * lr_scale), keep = 1.0f - lr * float(config_.weight_decay);
+    const float* in = receive_.data();
+    for (int rank = 0; rank < comm_.world_size(); rank++)
+      for (const Part& p : parts_[size_t(rank)]) {
+        if (rank != comm_.rank()) unpack(p, in, params.data(), keep);
+        in += p.message();
       }
-    }
   }
   std::vector<OptimizerState> state() override { return local_->state(); }
   std::string describe() const override {
     std::ostringstream out;
-    out << local_->describe() << " [rank " << comm_.rank() << " of " << comm_.world_size() << ": updates "
-        << counts_[size_t(comm_.rank())] << " values and holds their state]";
+    out << local_->describe() << " [rank " << comm_.rank() << " of " << comm_.world_size() << ": sends "
+        << counts_[size_t(comm_.rank())] << " values a step of what it updates, and holds their state]";
     return out.str();
   }
 
  private:
+  float* pack(const Part& p, const float* params, float* out) const {
+    if (p.slices == 0) return std::copy_n(params + p.offset, p.length, out);
+    const SliceSelection* selection = local_->changed_slices(p.offset);
+    if (!selection || int64_t(selection->indices.size()) != p.slices)
+      throw std::logic_error("the matrix optimizer did not report its selected slices");
+    for (int64_t index : selection->indices) *out++ = float(index);  // exact below 2^24
+    const float* w = params + p.offset;
+    for (int64_t index : selection->indices)
+      for (int64_t j = 0; j < (p.dim == SliceDim::kRows ? p.cols : p.rows); j++)
+        *out++ = p.dim == SliceDim::kRows ? w[index * p.cols + j] : w[j * p.cols + index];
+    return out;
+  }
+
+  static void unpack(const Part& p, const float* in, float* params, float keep) {
+    float* w = params + p.offset;
+    if (p.slices == 0) {
+      std::copy_n(in, p.length, w);
+      return;
+    }
+    #pragma omp parallel for
+    for (int64_t i = 0; i < p.length; i++) w[i] *= keep;
+    const float* values = in + p.slices;
+    const int64_t slice_length = p.dim == SliceDim::kRows ? p.cols : p.rows;
+    for (int64_t s = 0; s < p.slices; s++) {
+      const int64_t index = int64_t(in[s]);
+      for (int64_t j = 0; j < slice_length; j++)
+        (p.dim == SliceDim::kRows ? w[index * p.cols + j] : w[j * p.cols + index]) = values[s * slice_length + j];
+    }
+  }
+
   Comm& comm_;
   std::unique_ptr<Optimizer> local_;
-  std::vector<std::vector<Region>> regions_;  // per rank, in the order its values are packed
+  std::vector<std::vector<Part>> parts_;  // per rank, in the order its values are packed
+  OptimConfig config_;
   std::vector<int64_t> counts_;
   std::vector<float> send_, receive_;
 };
@@ -66,25 +108,30 @@ std::unique_ptr<Optimizer> make_distributed_optimizer(const Config& config, cons
   if (comm.world_size() == 1) return make_optimizer(config, layout);
   const bool matrix_optimizer = config.optim.matrix != "adamw";
   const ShardPlan plan = plan_shards(layout, matrix_optimizer, comm.world_size());
-  std::vector<std::vector<Region>> regions(size_t(comm.world_size()));
+  std::vector<std::vector<Part>> parts(size_t(comm.world_size()));
   std::vector<MatrixParam> matrices;
   std::vector<ParamSlice> matrix_slices, other_slices;
   for (size_t i = 0; i < layout.tensors.size(); i++) {
     const ParamTensor& t = layout.tensors[i];
     const int owner = plan.matrix_owner[i];
     if (owner < 0) continue;
-    regions[size_t(owner)].push_back({t.offset, t.numel()});
+    Part part{t.offset, t.numel(), t.shape[0], t.shape[1]};
+    if (config.optim.matrix == "dion2") {
+      part.dim = dion2_select_dim(config.optim.select_dim, part.rows, part.cols);
+      part.slices = selected_count(config.optim.alpha, part.dim == SliceDim::kRows ? part.rows : part.cols);
+    }
+    parts[size_t(owner)].push_back(part);
     if (owner == comm.rank()) matrices.push_back({t.name, t.offset, t.shape[0], t.shape[1]});
   }
   for (int rank = 0; rank < comm.world_size(); rank++)
     for (const AdamwPiece& piece : plan.adamw[size_t(rank)]) {
-      regions[size_t(rank)].push_back({piece.slice.offset, piece.slice.numel});
+      parts[size_t(rank)].push_back({piece.slice.offset, piece.slice.numel});
       if (rank != comm.rank()) continue;
       (layout.tensors[piece.tensor].role == ParamRole::kMatrix ? matrix_slices : other_slices).push_back(piece.slice);
     }
   return std::make_unique<ShardedOptimizer>(
       comm, make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices)),
-      std::move(regions));
+      std::move(parts), config.optim);
 }
 
 }  // namespace llmdion

@@ -2,6 +2,12 @@
 // holds the state of, and updates, only this rank's matrices and AdamW
 // pieces; then every rank's updated values are all-gathered, so all ranks end
 // the step with the same whole weights. With one rank it is the plain optimizer.
+//
+// Dion2 sends only what changed (the Dion2 paper, section 3.2): for each of
+// its matrices the owner sends the k selected rows or columns and their
+// indices; every other rank applies the decay W *= 1 - lr wd itself (the same
+// float operation, so the weights stay bit-identical) and writes the slices.
+// The weight traffic of a Dion2 matrix is alpha of Muon's.
 #pragma once
 
 #include <memory>

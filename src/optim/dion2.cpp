@@ -16,6 +16,7 @@ Dion2::Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, Matri
     const MatrixParam& p = matrices_[i];
     state_offset_.push_back(total_), total_ += p.numel();
     row_offset_.push_back(total_rows_), total_rows_ += p.rows;
+    selections_.push_back({dion2_select_dim(config_.select_dim, p.rows, p.cols), {}});
     const bool rows = selected_dim(i) == SliceDim::kRows;
     const int64_t k = selected_count(config_.alpha, rows ? p.rows : p.cols);
     const int64_t sub_rows = rows ? k : p.rows, sub_cols = rows ? p.cols : k;
@@ -29,14 +30,18 @@ Dion2::Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, Matri
   update_ = ops_.allocate(max_numel);
   work_ = std::make_unique<OrthoWorkspace>(ops_, max_numel, max_short);
   slice_norms_.resize(size_t(max_slices));
-  selected_.resize(matrices_.size());
 }
 
-SliceDim Dion2::selected_dim(size_t i) const {
-  const MatrixParam& p = matrices_[i];
-  if (config_.select_dim == "rows") return SliceDim::kRows;
-  if (config_.select_dim == "cols") return SliceDim::kCols;
-  return p.rows <= p.cols ? SliceDim::kRows : SliceDim::kCols;  // shorter (rows on a tie), as in the paper
+SliceDim dion2_select_dim(const std::string& select_dim, int64_t rows, int64_t cols) {
+  if (select_dim == "rows") return SliceDim::kRows;
+  if (select_dim == "cols") return SliceDim::kCols;
+  return rows <= cols ? SliceDim::kRows : SliceDim::kCols;  // shorter (rows on a tie), as in the paper
+}
+
+const SliceSelection* Dion2::changed_slices(int64_t offset) const {
+  for (size_t i = 0; i < matrices_.size(); i++)
+    if (matrices_[i].offset == offset) return &selections_[i];
+  return nullptr;
 }
 
 void Dion2::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) {
@@ -50,7 +55,7 @@ void Dion2::step(std::span<float> params, std::span<const float> grads, double l
     const SliceDim dim = selected_dim(i);
     const int64_t d = dim == SliceDim::kRows ? p.rows : p.cols;
     const int64_t k = selected_count(config_.alpha, d);
-    std::vector<int64_t>& selected = selected_[i];
+    std::vector<int64_t>& selected = selections_[i].indices;
 
     ops_.axpby(n, 1.0f, g, 1.0f, m);  // M += G
     if (config_.select == "l1") {     // K = Select_alpha(M)

@@ -21,6 +21,9 @@
 
 namespace llmdion {
 
+// The dimension Dion2 selects slices of in a rows x cols matrix (optim.select_dim).
+SliceDim dion2_select_dim(const std::string& select_dim, int64_t rows, int64_t cols);
+
 class Dion2 final : public Optimizer {
  public:
   // seed: the run's seed, for random selection.
@@ -28,9 +31,10 @@ class Dion2 final : public Optimizer {
   void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override;
   std::vector<OptimizerState> state() override;
   std::string describe() const override;
+  const SliceSelection* changed_slices(int64_t offset) const override;
   // The slices of matrix i updated by the last step.
-  SliceDim selected_dim(size_t i) const;
-  const std::vector<int64_t>& last_selected(size_t i) const { return selected_[i]; }
+  SliceDim selected_dim(size_t i) const { return selections_[i].dim; }
+  const std::vector<int64_t>& last_selected(size_t i) const { return selections_[i].indices; }
 
  private:
   OptimConfig config_;
@@ -45,7 +49,7 @@ class Dion2 final : public Optimizer {
   float *submatrix_, *update_;
   std::unique_ptr<OrthoWorkspace> work_;
   std::vector<float> slice_norms_;
-  std::vector<std::vector<int64_t>> selected_;
+  std::vector<SliceSelection> selections_;  // per matrix: its dimension and the last step's selection
 };
 
 }  // namespace llmdion

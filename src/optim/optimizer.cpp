@@ -24,6 +24,7 @@ class OptimizerGroups final : public Optimizer {
     return s;
   }
   std::string describe() const override { return matrices_->describe() + "; " + rest_->describe(); }
+  const SliceSelection* changed_slices(int64_t offset) const override { return matrices_->changed_slices(offset); }
 
  private:
   std::unique_ptr<MatrixOps> ops_;  // outlives the optimizers that use it

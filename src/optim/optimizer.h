@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "model/gpt.h"
+#include "optim/matrix_ops.h"
 #include "optim/matrix_param.h"
 
 namespace llmdion {
@@ -21,6 +22,12 @@ struct OptimizerState {
   std::span<float> data;
 };
 
+// Whole rows or columns of a matrix, in ascending order.
+struct SliceSelection {
+  SliceDim dim;
+  std::vector<int64_t> indices;
+};
+
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
@@ -29,6 +36,11 @@ class Optimizer {
   virtual void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) = 0;
   virtual std::vector<OptimizerState> state() = 0;
   virtual std::string describe() const = 0;
+  // The slices of the matrix at `offset` that the last step changed beyond
+  // the decay W *= 1 - lr * weight_decay that every entry gets (Dion2: its
+  // selected rows or columns); null when any entry may have changed. Ranks
+  // that do not own the matrix apply the decay themselves and receive only these.
+  virtual const SliceSelection* changed_slices(int64_t /*offset*/) const { return nullptr; }
 };
 
 // A tensor's place in the flat buffers.

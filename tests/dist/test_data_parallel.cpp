@@ -2,8 +2,9 @@
 // give the same losses for every optimizer, each rank holding only its share
 // of the optimizer state; a 2-rank checkpoint resumes exactly on 2 ranks and
 // is refused on 4, with the reason; ranks with different configs are
-// refused; a killed rank brings the others down promptly and the run resumes
-// from its last complete checkpoint.
+// refused; Dion2 sends only its selected slices of the weights; a killed rank
+// brings the others down promptly and the run resumes from its last complete
+// checkpoint.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -135,6 +136,27 @@ TEST_F(DataParallel, each_rank_holds_only_its_share_of_the_optimizer_state) {
     EXPECT_NEAR(rank0 + rank1, whole, 0.01 * whole) << matrix;
     EXPECT_LT(std::max(rank0, rank1), 0.6 * whole) << matrix << ": the state is not split";
   }
+}
+
+TEST_F(DataParallel, dion2_sends_only_its_selected_slices_of_the_weights) {
+  // Rank 0 owns about half of the matrices; Dion2 at alpha 1/4 sends a quarter
+  // of each (plus the indices) where Muon sends all of it.
+  std::string out;
+  auto last_comm_bytes = [&](const std::string& name) {
+    std::istringstream in(test::read_text(dir_ / (name + "/loss.csv")));
+    std::string line, last;
+    while (std::getline(in, line)) last = line;
+    return std::stod(last.substr(last.rfind(',') + 1));
+  };
+  const std::string options = " --set train.steps=2 --set train.eval_every=0 --set optim.alpha=0.25";
+  ASSERT_EQ(train(2, "muon_bytes", "--set optim.matrix=muon" + options, &out), 0) << out;
+  ASSERT_EQ(train(2, "dion2_bytes", "--set optim.matrix=dion2" + options, &out), 0) << out;
+  const double matrix_bytes = 2 /* layers */ * 12 * 32 * 32 * 4.0;
+  const double saved = last_comm_bytes("muon_bytes") - last_comm_bytes("dion2_bytes");
+  std::printf("rank 0 sent %.0f bytes in a Muon step, %.0f in a Dion2 step\n", last_comm_bytes("muon_bytes"),
+              last_comm_bytes("dion2_bytes"));
+  EXPECT_GT(saved, 0.25 * 0.75 * matrix_bytes * 0.9);
+  EXPECT_LT(saved, 0.75 * 0.75 * matrix_bytes);
 }
 
 TEST_F(DataParallel, ranks_with_different_configs_are_refused) {
