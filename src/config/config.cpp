@@ -72,6 +72,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"optim.select", &c.optim.select, 0, 0, {"l1", "random"}},
       {"optim.select_dim", &c.optim.select_dim, 0, 0, {"shorter", "rows", "cols"}},
       {"optim.decay", &c.optim.decay, 0, 0, {"selective", "full"}},
+      {"optim.sync", &c.optim.sync, 0, 0, {"full", "selected"}},
       {"optim.rank_frac", &c.optim.rank_frac, 1e-9, 1},
       {"optim.normalize", &c.optim.normalize, 0, 0, {"none", "neuron"}},
       {"scalar_opt.lr", &c.scalar_opt.lr, 0, 1e3},
@@ -255,6 +256,11 @@ Config parse_config(const std::string& yaml, const std::string& source, const st
                       std::to_string(config.model.n_head) + ") in " + source);
   if (config.optim.beta1 >= 1 || config.optim.beta2 >= 1 || config.scalar_opt.beta1 >= 1 || config.scalar_opt.beta2 >= 1)
     throw ConfigError("AdamW betas must be below 1 (optim.beta1/beta2, scalar_opt.beta1/beta2) in " + source);
+  if (config.optim.sync == "selected" &&
+      (config.optim.matrix != "dion2" || config.optim.select != "random" || config.train.grad_clip != 0))
+    throw ConfigError("optim.sync: selected needs optim.matrix dion2 with optim.select random (the same slices on every "
+                      "rank without seeing the whole momentum) and train.grad_clip 0 (clipping needs the averaged "
+                      "gradient, which is never formed), in " + source);
   if (config.optim.normalize == "neuron" && config.optim.matrix != "muon" && config.optim.matrix != "dion2")
     throw ConfigError("optim.normalize: neuron (NorMuon) applies to optim.matrix muon or dion2, not " +
                       config.optim.matrix + ", in " + source);

@@ -102,6 +102,8 @@ struct OptimConfig {
   std::string select = "l1";         // dion2: l1 (top-k by l1 norm) | random (seeded, same on every rank)
   std::string select_dim = "shorter";  // dion2: shorter | rows | cols
   std::string decay = "selective";   // dion2: selective (M[K] *= mu) | full (M *= mu, the ablation)
+  std::string sync = "full";         // dion2 over ranks: full (average every gradient) | selected
+                                     // (average only the selected momentum slices, paper section 3.2)
   double rank_frac = 0.25;           // dion: rank r = ceil(rank_frac * min(fan_out, fan_in))
   std::string normalize = "none";    // muon, dion2: none | neuron (NorMuon's per-row second moment)
 };

@@ -1,6 +1,7 @@
 #include "dist/sharded_optimizer.h"
 
 #include <algorithm>
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 
@@ -111,10 +112,23 @@ std::unique_ptr<Optimizer> make_distributed_optimizer(const Config& config, cons
   std::vector<std::vector<Part>> parts(size_t(comm.world_size()));
   std::vector<MatrixParam> matrices;
   std::vector<ParamSlice> matrix_slices, other_slices;
+  // Compressed sync: every rank steps every matrix from its own momentum, with
+  // the selected slices averaged; nothing of the matrices is sent afterwards.
+  const bool compressed = config.optim.sync == "selected";
+  std::function<void(std::span<float>)> average;
+  if (compressed)
+    average = [&comm](std::span<float> values) {
+      comm.all_reduce_sum(values);
+      for (float& v : values) v *= 1.0f / float(comm.world_size());
+    };
   for (size_t i = 0; i < layout.tensors.size(); i++) {
     const ParamTensor& t = layout.tensors[i];
     const int owner = plan.matrix_owner[i];
     if (owner < 0) continue;
+    if (compressed) {
+      matrices.push_back({t.name, t.offset, t.shape[0], t.shape[1]});
+      continue;
+    }
     Part part{t.offset, t.numel(), t.shape[0], t.shape[1]};
     if (config.optim.matrix == "dion2") {
       part.dim = dion2_select_dim(config.optim.select_dim, part.rows, part.cols);
@@ -130,7 +144,9 @@ std::unique_ptr<Optimizer> make_distributed_optimizer(const Config& config, cons
       (layout.tensors[piece.tensor].role == ParamRole::kMatrix ? matrix_slices : other_slices).push_back(piece.slice);
     }
   return std::make_unique<ShardedOptimizer>(
-      comm, make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices)),
+      comm,
+      make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices),
+                          std::move(average)),
       std::move(parts), config.optim);
 }
 

@@ -9,8 +9,14 @@
 
 namespace llmdion {
 
-Dion2::Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops, uint64_t seed)
-    : config_(config), matrices_(std::move(matrices)), ops_(ops), seed_(seed), ortho_{config.ortho, config.ortho_steps} {
+Dion2::Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops, uint64_t seed,
+             std::function<void(std::span<float>)> average_over_ranks)
+    : config_(config),
+      matrices_(std::move(matrices)),
+      ops_(ops),
+      seed_(seed),
+      average_over_ranks_(std::move(average_over_ranks)),
+      ortho_{config.ortho, config.ortho_steps} {
   int64_t max_numel = 0, max_short = 0, max_slices = 0;
   for (size_t i = 0; i < matrices_.size(); i++) {
     const MatrixParam& p = matrices_[i];
@@ -67,6 +73,11 @@ void Dion2::step(std::span<float> params, std::span<const float> grads, double l
     }
     ops_.gather_slices(dim, p.rows, p.cols, m, selected, submatrix_);
     const int64_t sub_rows = dim == SliceDim::kRows ? k : p.rows, sub_cols = dim == SliceDim::kRows ? p.cols : k;
+    if (average_over_ranks_) {  // compressed sync: M[K] = its mean over the ranks
+      average_over_ranks_({submatrix_, size_t(sub_rows * sub_cols)});
+      ops_.scale_slices(dim, p.rows, p.cols, m, selected, 0.0f);
+      ops_.add_to_slices(dim, p.rows, p.cols, m, selected, 1.0f, submatrix_);
+    }
     orthonormalize(ops_, ortho_, sub_rows, sub_cols, submatrix_, update_, *work_);  // O = NS(M[K])
 
     // The selective decay M[K] *= mu (eq. 2, error feedback); the ablation decays all of M.

@@ -7,9 +7,14 @@
 //   W *= 1 - lr wd                                every entry, selected or not
 //   W[K] -= lr * scale(fan_out, fan_in) * O       line 6: the sparse update, scale from the full shape
 // decay: full is the paper's ablation (section 4.2): M *= mu instead of M[K] *= mu.
+// Compressed data-parallel sync (section 3.2, optim.sync: selected): each rank
+// adds its own gradient to its own momentum, and only M[K] is averaged over
+// the ranks before line 4. The momenta of the ranks differ, but their average
+// is the fully synced momentum, so every rank computes the same update.
 // normalize: neuron applies NorMuon (normuon.h) to O before the update.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -26,8 +31,10 @@ SliceDim dion2_select_dim(const std::string& select_dim, int64_t rows, int64_t c
 
 class Dion2 final : public Optimizer {
  public:
-  // seed: the run's seed, for random selection.
-  Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops, uint64_t seed);
+  // seed: the run's seed, for random selection. average_over_ranks, when
+  // given, replaces a buffer by its mean over the ranks (compressed sync).
+  Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops, uint64_t seed,
+        std::function<void(std::span<float>)> average_over_ranks = {});
   void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override;
   std::vector<OptimizerState> state() override;
   std::string describe() const override;
@@ -41,6 +48,7 @@ class Dion2 final : public Optimizer {
   std::vector<MatrixParam> matrices_;
   MatrixOps& ops_;
   uint64_t seed_;
+  std::function<void(std::span<float>)> average_over_ranks_;
   Orthonormalizer ortho_;
   std::vector<int64_t> state_offset_, row_offset_;
   int64_t total_ = 0, total_rows_ = 0;

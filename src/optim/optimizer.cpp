@@ -46,7 +46,8 @@ std::unique_ptr<Optimizer> make_optimizer(const Config& config, const GptLayout&
 
 std::unique_ptr<Optimizer> make_optimizer_over(const Config& config, std::vector<MatrixParam> matrices,
                                                std::vector<ParamSlice> matrix_slices,
-                                               std::vector<ParamSlice> other_slices) {
+                                               std::vector<ParamSlice> other_slices,
+                                               std::function<void(std::span<float>)> average_over_ranks) {
   const OptimConfig& o = config.optim;
   const ScalarOptConfig& s = config.scalar_opt;
   AdamWGroup scalars{"embeddings, head, norms, biases", std::move(other_slices), s.lr, s.beta1, s.beta2, s.eps,
@@ -59,7 +60,8 @@ std::unique_ptr<Optimizer> make_optimizer_over(const Config& config, std::vector
   const uint64_t seed = uint64_t(config.run.seed);
   std::unique_ptr<Optimizer> matrix_optimizer;
   if (o.matrix == "muon") matrix_optimizer = std::make_unique<Muon>(o, std::move(matrices), *ops);
-  else if (o.matrix == "dion2") matrix_optimizer = std::make_unique<Dion2>(o, std::move(matrices), *ops, seed);
+  else if (o.matrix == "dion2")
+    matrix_optimizer = std::make_unique<Dion2>(o, std::move(matrices), *ops, seed, std::move(average_over_ranks));
   else if (o.matrix == "dion") matrix_optimizer = std::make_unique<Dion>(o, std::move(matrices), *ops, seed);
   else throw std::runtime_error("unknown matrix optimizer '" + o.matrix + "' (optim.matrix)");
   return std::make_unique<OptimizerGroups>(std::move(ops), std::move(matrix_optimizer),

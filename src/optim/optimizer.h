@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -55,8 +56,10 @@ std::unique_ptr<Optimizer> make_optimizer(const Config& config, const GptLayout&
 // The same over some of them (one rank's share): `matrices` for the matrix
 // optimizer (none when optim.matrix is adamw), AdamW over `matrix_slices` with
 // the optim section's settings and over `other_slices` with scalar_opt's.
+// average_over_ranks: Dion2's compressed sync (optim.sync: selected), else empty.
 std::unique_ptr<Optimizer> make_optimizer_over(const Config& config, std::vector<MatrixParam> matrices,
                                                std::vector<ParamSlice> matrix_slices,
-                                               std::vector<ParamSlice> other_slices);
+                                               std::vector<ParamSlice> other_slices,
+                                               std::function<void(std::span<float>)> average_over_ranks = {});
 
 }  // namespace llmdion

@@ -244,8 +244,20 @@ int run_training(const Config& config, Comm& comm) {
     // Data parallel: every rank ends with the mean gradient and loss of the global batch.
     std::vector<double> loss_total = {loss_sum / double(grad_accum)};
     if (comm.world_size() > 1) {
-      comm.all_reduce_sum(model->grads());
-      model->scale_grads(1.0f / float(comm.world_size()));
+      if (config.optim.sync == "selected") {
+        // Dion2's compressed sync averages the matrices' selected momentum itself:
+        // only the other gradients are averaged here.
+        const std::span<float> grads = model->grads();
+        for (const ParamTensor& t : layout.tensors) {
+          if (t.role == ParamRole::kMatrix) continue;
+          const std::span<float> g = grads.subspan(size_t(t.offset), size_t(t.numel()));
+          comm.all_reduce_sum(g);
+          for (float& x : g) x *= 1.0f / float(comm.world_size());
+        }
+      } else {
+        comm.all_reduce_sum(model->grads());
+        model->scale_grads(1.0f / float(comm.world_size()));
+      }
       comm.all_reduce_sum(loss_total);
     }
     const double train_loss = loss_total[0] / double(comm.world_size());

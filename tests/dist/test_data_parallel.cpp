@@ -159,6 +159,30 @@ TEST_F(DataParallel, dion2_sends_only_its_selected_slices_of_the_weights) {
   EXPECT_LT(saved, 0.75 * 0.75 * matrix_bytes);
 }
 
+TEST_F(DataParallel, compressed_dion2_sync_matches_full_sync_with_less_traffic) {
+  // optim.sync: selected averages only the selected momentum slices; the
+  // ranks' momenta differ, but the weights follow the fully synced run.
+  std::string out;
+  const std::string options = "--set optim.matrix=dion2 --set optim.select=random --set train.grad_clip=0";
+  for (int ranks : {2, 4}) {
+    const std::string full = "full_" + std::to_string(ranks), selected = "selected_" + std::to_string(ranks);
+    ASSERT_EQ(train(ranks, full, options, &out), 0) << out;
+    ASSERT_EQ(train(ranks, selected, options + " --set optim.sync=selected", &out), 0) << out;
+    expect_same_losses(full, selected, 1e-5);
+  }
+  auto comm_bytes = [&](const std::string& name) {
+    std::istringstream in(test::read_text(dir_ / (name + "/loss.csv")));
+    std::string line, last;
+    while (std::getline(in, line)) last = line;
+    return std::stod(last.substr(last.rfind(',') + 1));
+  };
+  std::printf("rank 0 of 2 sent %.0f bytes a step with full sync, %.0f with selected sync\n", comm_bytes("full_2"),
+              comm_bytes("selected_2"));
+  EXPECT_LT(comm_bytes("selected_2"), comm_bytes("full_2"));
+  EXPECT_NE(train(2, "bad", "--set optim.matrix=dion2 --set optim.sync=selected", &out), 0);
+  EXPECT_NE(out.find("optim.sync: selected needs"), std::string::npos) << out;
+}
+
 TEST_F(DataParallel, ranks_with_different_configs_are_refused) {
   const std::string program = test::kBuildDir + "/train_gpt --config " + (dir_ / "run.yaml") + " --set run.out_dir=" +
                               (dir_ / "mismatch");
