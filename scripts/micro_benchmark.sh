@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The Dion2 paper's micro benchmark (its Figure 1, left; section 4.4): a 4-layer
+# GPT across R ranks at several d_model, the optimizer step time (opt_ms, mean
+# of the last 20 of S steps) and what rank 0 sends per step (comm_bytes) for
+# AdamW, Muon, Dion (rank 1/4), Dion2 alpha 0.5/0.25/0.125 and Dion2 0.25 with
+# compressed sync. Writes OUT/micro_benchmark.csv and OUT/micro_benchmark.png.
+#   bash scripts/micro_benchmark.sh OUT [--ranks 4] [--widths "256 512"] [--steps 100] [--set key=value ...]
+# On the CPU it runs at small d_model; the paper's sizes (1024 ... 8192) need GPUs.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[ $# -ge 1 ] || { echo "usage: $0 OUT [--ranks R] [--widths \"D ...\"] [--steps S] [--set key=value ...]" >&2; exit 2; }
+out=$1
+shift
+ranks=4 widths="256 512" steps=100 extra=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --ranks) ranks=$2; shift 2 ;;
+    --widths) widths=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --set) extra+=(--set "$2"); shift 2 ;;
+    *) echo "micro_benchmark: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+[ "$steps" -ge 21 ] || { echo "micro_benchmark: --steps must be at least 21 (the mean is over the last 20)" >&2; exit 2; }
+mkdir -p "$out"
+launch=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -x OMP_NUM_THREADS=1 -np "$ranks")
+variants=("adamw|optim.matrix=adamw optim.lr=2e-3"
+          "muon|optim.matrix=muon"
+          "dion_rank0.25|optim.matrix=dion optim.rank_frac=0.25"
+          "dion2_alpha0.5|optim.matrix=dion2 optim.alpha=0.5"
+          "dion2_alpha0.25|optim.matrix=dion2 optim.alpha=0.25"
+          "dion2_alpha0.125|optim.matrix=dion2 optim.alpha=0.125"
+          "dion2_alpha0.25_selected_sync|optim.matrix=dion2 optim.alpha=0.25 optim.select=random optim.sync=selected train.grad_clip=0")
+csv="$out/micro_benchmark.csv"
+echo "optimizer,d_model,ranks,opt_ms,comm_bytes" > "$csv.tmp"
+for d in $widths; do
+  for variant in "${variants[@]}"; do
+    name=${variant%%|*}
+    sets=()
+    for o in ${variant#*|}; do sets+=(--set "$o"); done
+    run="$out/d${d}_$name"
+    rm -rf "$run"
+    "${launch[@]}" "$root/build/train_gpt" --config "$root/configs/sotu_dion2.yaml" \
+      --set model.d_model="$d" --set model.n_head=$((d / 64 > 0 ? d / 64 : 1)) --set model.n_layer=4 \
+      --set train.micro_batch=1 --set model.seq_len=64 --set train.batch_tokens=$((64 * ranks)) \
+      --set train.steps="$steps" --set train.eval_every=0 --set train.eval_tokens=64 --set train.ckpt_every=0 \
+      "${extra[@]}" "${sets[@]}" --set run.out_dir="$run" > "$run.out" 2>&1 ||
+      { echo "micro_benchmark: $name at d_model $d failed; see $run.out" >&2; exit 1; }
+    tail -n 20 "$run/loss.csv" | awk -F, -v n="$name" -v d="$d" -v r="$ranks" \
+      '{ms += $8; bytes += $10} END {printf "%s,%s,%s,%.3f,%.0f\n", n, d, r, ms / NR, bytes / NR}' >> "$csv.tmp"
+    tail -n 1 "$csv.tmp"
+  done
+done
+mv "$csv.tmp" "$csv"
+/usr/bin/python3 - "$csv" "$out/micro_benchmark.png" <<'PY'
+import csv, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+rows = list(csv.DictReader(open(sys.argv[1])))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+for name in dict.fromkeys(r["optimizer"] for r in rows):
+    mine = [r for r in rows if r["optimizer"] == name]
+    d = [int(r["d_model"]) for r in mine]
+    axes[0].plot(d, [float(r["opt_ms"]) for r in mine], marker="o", label=name)
+    axes[1].plot(d, [float(r["comm_bytes"]) / 1e6 for r in mine], marker="o", label=name)
+axes[0].set_ylabel("optimizer step ms (mean of last 20)")
+axes[1].set_ylabel("MB sent by rank 0 per step")
+for ax in axes:
+    ax.set_xlabel("d_model")
+    ax.set_xscale("log", base=2)
+    ax.grid(alpha=0.3)
+axes[0].legend(fontsize=8)
+fig.suptitle(f"4-layer GPT over {rows[0]['ranks']} ranks")
+fig.tight_layout()
+fig.savefig(sys.argv[2] + ".tmp.png", dpi=120)
+import os
+os.replace(sys.argv[2] + ".tmp.png", sys.argv[2])
+print("wrote", sys.argv[2])
+PY
