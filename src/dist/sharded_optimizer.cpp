@@ -48,7 +48,7 @@ class ShardedOptimizer final : public Optimizer {
     for (const Part& p : parts_[size_t(comm_.rank())]) out = pack(p, params.data(), out);
     comm_.all_gather(send_, receive_, counts_);
     // Dion2's decay, as Dion2::step computes it.
-    const float lr = float(config_.lr * lr_scale), keep = 1.0f - lr * float(config_.weight_decay);
+    const float keep = weight_decay_factor(float(config_.lr * lr_scale), config_.weight_decay);
     const float* in = receive_.data();
     for (int rank = 0; rank < comm_.world_size(); rank++)
       for (const Part& p : parts_[size_t(rank)]) {

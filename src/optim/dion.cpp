@@ -68,7 +68,7 @@ void Dion::step(std::span<float> params, std::span<const float> grads, double lr
     ops_.gemm(false, true, m, n, r, -(1.0f - mu), p_, r_, 1.0f, momentum);  // M -= (1 - mu) P R^T
     ops_.copy(n * r, r_, q);                                          // Q = column_normalize(R)
     ops_.normalize_columns(n, r, q, float(config_.eps));
-    ops_.scale(m * n, 1.0f - lr * float(config_.weight_decay), w);
+    ops_.scale(m * n, weight_decay_factor(lr, config_.weight_decay), w);
     ops_.gemm(false, true, m, n, r, -lr * update_scale(config_.scale, m, n), p_, q, 1.0f, w);  // W -= lr s P Q^T
   }
 }

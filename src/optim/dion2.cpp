@@ -88,15 +88,13 @@ void Dion2::step(std::span<float> params, std::span<const float> grads, double l
       normalize_neurons(ops_, sub_rows, sub_cols, update_,
                         dim == SliceDim::kRows ? std::span<const int64_t>(selected) : std::span<const int64_t>(),
                         second_moment_ + row_offset_[i], float(config_.beta2), float(config_.eps));
-    ops_.scale(n, 1.0f - lr * float(config_.weight_decay), w);
+    ops_.scale(n, weight_decay_factor(lr, config_.weight_decay), w);
     ops_.add_to_slices(dim, p.rows, p.cols, w, selected, -lr * update_scale(config_.scale, p.rows, p.cols), update_);
   }
 }
 
 std::vector<OptimizerState> Dion2::state() {
-  std::vector<OptimizerState> s = {{"dion2.momentum", {momentum_, size_t(total_)}}};
-  if (second_moment_) s.push_back({"dion2.neuron_second_moment", {second_moment_, size_t(total_rows_)}});
-  return s;
+  return momentum_state("dion2", momentum_, total_, second_moment_, total_rows_);
 }
 
 std::string Dion2::describe() const {

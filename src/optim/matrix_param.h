@@ -28,4 +28,8 @@ inline float update_scale(const std::string& rule, int64_t fan_out, int64_t fan_
   return 1.0f;
 }
 
+// Decoupled weight decay, on every entry of a matrix: W *= this factor, with
+// lr the scheduled (unscaled) learning rate. Every rank computes it the same way.
+inline float weight_decay_factor(float lr, double weight_decay) { return 1.0f - lr * float(weight_decay); }
+
 }  // namespace llmdion

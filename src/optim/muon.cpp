@@ -43,15 +43,13 @@ void Muon::step(std::span<float> params, std::span<const float> grads, double lr
     if (second_moment_)
       normalize_neurons(ops_, p.rows, p.cols, update_, {}, second_moment_ + row_offset_[i], float(config_.beta2),
                         float(config_.eps));
-    ops_.scale(n, 1.0f - lr * float(config_.weight_decay), w);
+    ops_.scale(n, weight_decay_factor(lr, config_.weight_decay), w);
     ops_.axpby(n, -lr * update_scale(config_.scale, p.rows, p.cols), update_, 1.0f, w);
   }
 }
 
 std::vector<OptimizerState> Muon::state() {
-  std::vector<OptimizerState> s = {{"muon.momentum", {momentum_, size_t(total_)}}};
-  if (second_moment_) s.push_back({"muon.neuron_second_moment", {second_moment_, size_t(total_rows_)}});
-  return s;
+  return momentum_state("muon", momentum_, total_, second_moment_, total_rows_);
 }
 
 std::string Muon::describe() const {

@@ -13,4 +13,11 @@ void normalize_neurons(MatrixOps& ops, int64_t rows, int64_t cols, float* update
   if (norm_after > 0) ops.scale(n, float(norm_before / norm_after), update);
 }
 
+std::vector<OptimizerState> momentum_state(const std::string& name, float* momentum, int64_t numel,
+                                           float* second_moment, int64_t rows) {
+  std::vector<OptimizerState> s = {{name + ".momentum", {momentum, size_t(numel)}}};
+  if (second_moment) s.push_back({name + ".neuron_second_moment", {second_moment, size_t(rows)}});
+  return s;
+}
+
 }  // namespace llmdion

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "optim/matrix_ops.h"
+#include "optim/optimizer.h"
 
 namespace llmdion {
 
@@ -16,5 +17,10 @@ namespace llmdion {
 // matrix (row_of empty: row i). second_moment: one value per output row.
 void normalize_neurons(MatrixOps& ops, int64_t rows, int64_t cols, float* update, std::span<const int64_t> row_of,
                        float* second_moment, float beta2, float eps);
+
+// The checkpointed state of Muon or Dion2: "<name>.momentum", and with NorMuon
+// (second_moment not null) "<name>.neuron_second_moment".
+std::vector<OptimizerState> momentum_state(const std::string& name, float* momentum, int64_t numel,
+                                           float* second_moment, int64_t rows);
 
 }  // namespace llmdion
