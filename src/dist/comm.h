@@ -4,10 +4,10 @@
 // place that decides which.
 //
 // Blocks are laid out in rank order: block r of a buffer has counts[r] values.
-// bytes_sent() counts the payload this rank hands to collectives (not the wire
-// bytes of the algorithm underneath): all-reduce and reduce-scatter their
-// whole input, all-gather this rank's block, broadcast the root's buffer (on
-// the root), all-to-all the blocks for other ranks.
+// bytes_sent() counts what this rank sends under the textbook algorithms for
+// n ranks: reduce-scatter the blocks of the others, all-gather its block n-1
+// times, all-reduce (reduce-scatter + all-gather) 2(n-1)/n of its buffer,
+// broadcast n-1 copies from the root, all-to-all the blocks for other ranks.
 #pragma once
 
 #include <cstdint>

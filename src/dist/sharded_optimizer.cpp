@@ -1,6 +1,7 @@
 #include "dist/sharded_optimizer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <sstream>
 #include <stdexcept>
@@ -105,8 +106,34 @@ class ShardedOptimizer final : public Optimizer {
 
 }  // namespace
 
-std::unique_ptr<Optimizer> make_distributed_optimizer(const Config& config, const GptLayout& layout, Comm& comm) {
-  if (comm.world_size() == 1) return make_optimizer(config, layout);
+// The reduce-scatter of gradients: every rank's parts, whole, in rank order.
+struct GradientReduceScatter {
+  Comm& comm;
+  std::vector<std::vector<Part>> parts;
+  std::vector<int64_t> counts;
+  std::vector<float> send, mine;
+
+  double operator()(std::span<float> grads) {
+    float* out = send.data();
+    for (const auto& rank_parts : parts)
+      for (const Part& p : rank_parts) out = std::copy_n(grads.data() + p.offset, p.length, out);
+    comm.reduce_scatter_sum(send, mine, counts);
+    const float inverse = 1.0f / float(comm.world_size());
+    std::vector<double> sum_squares = {0.0};
+    const float* in = mine.data();
+    for (const Part& p : parts[size_t(comm.rank())])
+      for (int64_t i = 0; i < p.length; i++) {
+        const float g = *in++ * inverse;
+        grads[size_t(p.offset + i)] = g;
+        sum_squares[0] += double(g) * double(g);
+      }
+    comm.all_reduce_sum(sum_squares);
+    return std::sqrt(sum_squares[0]);
+  }
+};
+
+DistributedOptimizer make_distributed_optimizer(const Config& config, const GptLayout& layout, Comm& comm) {
+  if (comm.world_size() == 1) return {make_optimizer(config, layout), {}};
   const bool matrix_optimizer = config.optim.matrix != "adamw";
   const ShardPlan plan = plan_shards(layout, matrix_optimizer, comm.world_size());
   std::vector<std::vector<Part>> parts(size_t(comm.world_size()));
@@ -143,11 +170,24 @@ std::unique_ptr<Optimizer> make_distributed_optimizer(const Config& config, cons
       if (rank != comm.rank()) continue;
       (layout.tensors[piece.tensor].role == ParamRole::kMatrix ? matrix_slices : other_slices).push_back(piece.slice);
     }
-  return std::make_unique<ShardedOptimizer>(
-      comm,
-      make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices),
-                          std::move(average)),
-      std::move(parts), config.optim);
+  // Gradients: the owner of a part needs its whole gradient, sliced or not.
+  auto reducer = std::make_shared<GradientReduceScatter>(GradientReduceScatter{comm, {}, {}, {}, {}});
+  for (const auto& rank_parts : parts) {
+    reducer->parts.emplace_back();
+    int64_t n = 0;
+    for (const Part& p : rank_parts) reducer->parts.back().push_back({p.offset, p.length}), n += p.length;
+    reducer->counts.push_back(n);
+  }
+  int64_t total = 0;
+  for (int64_t c : reducer->counts) total += c;
+  reducer->send.resize(size_t(total));
+  reducer->mine.resize(size_t(reducer->counts[size_t(comm.rank())]));
+  return {std::make_unique<ShardedOptimizer>(
+              comm,
+              make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices),
+                                  std::move(average)),
+              std::move(parts), config.optim),
+          [reducer](std::span<float> grads) { return (*reducer)(grads); }};
 }
 
 }  // namespace llmdion

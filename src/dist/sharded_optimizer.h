@@ -8,9 +8,14 @@
 // indices; every other rank applies the decay W *= 1 - lr wd itself (the same
 // float operation, so the weights stay bit-identical) and writes the slices.
 // The weight traffic of a Dion2 matrix is alpha of Muon's.
+//
+// Gradients travel the other way by reduce-scatter over a buffer laid out by
+// owner: each rank receives the sum of only the gradients it updates.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <span>
 
 #include "config/config.h"
 #include "dist/comm.h"
@@ -19,6 +24,14 @@
 
 namespace llmdion {
 
-std::unique_ptr<Optimizer> make_distributed_optimizer(const Config& config, const GptLayout& layout, Comm& comm);
+struct DistributedOptimizer {
+  std::unique_ptr<Optimizer> optimizer;
+  // Averages over the ranks the gradients this rank's optimizer reads and
+  // returns the global norm of the averaged gradient (sum over ranks of each
+  // rank's share). Empty with one rank: the gradients are already whole.
+  std::function<double(std::span<float>)> reduce_gradients;
+};
+
+DistributedOptimizer make_distributed_optimizer(const Config& config, const GptLayout& layout, Comm& comm);
 
 }  // namespace llmdion

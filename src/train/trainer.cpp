@@ -169,7 +169,8 @@ int run_training(const Config& config, Comm& comm) {
     spdlog::info("weights from llm.c checkpoint {}", config.model.init_from);
   }
   model->copy_params_from_host(host_params);
-  std::unique_ptr<Optimizer> optimizer = make_distributed_optimizer(config, layout, comm);
+  DistributedOptimizer distributed = make_distributed_optimizer(config, layout, comm);
+  std::unique_ptr<Optimizer>& optimizer = distributed.optimizer;
   spdlog::info("optimizer: {}", optimizer->describe());
 
   const DataOrder order = config.data.order == "shuffled" ? DataOrder::kShuffled : DataOrder::kSequential;
@@ -241,27 +242,13 @@ int run_training(const Config& config, Comm& comm) {
       loss_sum += model->forward(inputs.data(), targets.data());
       model->backward(1.0f / float(grad_accum));
     }
-    // Data parallel: every rank ends with the mean gradient and loss of the global batch.
+    // Data parallel: the loss of the global batch, and the mean gradient of
+    // what this rank updates (sharded_optimizer.h), with its global norm.
     std::vector<double> loss_total = {loss_sum / double(grad_accum)};
-    if (comm.world_size() > 1) {
-      if (config.optim.sync == "selected") {
-        // Dion2's compressed sync averages the matrices' selected momentum itself:
-        // only the other gradients are averaged here.
-        const std::span<float> grads = model->grads();
-        for (const ParamTensor& t : layout.tensors) {
-          if (t.role == ParamRole::kMatrix) continue;
-          const std::span<float> g = grads.subspan(size_t(t.offset), size_t(t.numel()));
-          comm.all_reduce_sum(g);
-          for (float& x : g) x *= 1.0f / float(comm.world_size());
-        }
-      } else {
-        comm.all_reduce_sum(model->grads());
-        model->scale_grads(1.0f / float(comm.world_size()));
-      }
-      comm.all_reduce_sum(loss_total);
-    }
+    comm.all_reduce_sum(loss_total);
     const double train_loss = loss_total[0] / double(comm.world_size());
-    const double grad_norm = model->grad_norm();
+    const double grad_norm =
+        distributed.reduce_gradients ? distributed.reduce_gradients(model->grads()) : model->grad_norm();
     const double lr_scale = lr_multiplier(config.schedule, step, steps);
     const bool finite = std::isfinite(train_loss) && std::isfinite(grad_norm);
     if (!finite && !config.train.skip_nonfinite)
@@ -288,7 +275,7 @@ int run_training(const Config& config, Comm& comm) {
     std::optional<double> val_loss;
     if (due(config.train.eval_every, step))
       val_loss = evaluate(*model, val_data, config.train.eval_tokens, inputs, targets, comm);
-    const int64_t comm_bytes = comm.bytes_sent() - bytes_before;  // this rank's payload in the step
+    const int64_t comm_bytes = comm.bytes_sent() - bytes_before;  // what this rank sent in the step
     if (csv)
       csv->row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms, opt_ms,
                comm_bytes);

@@ -11,7 +11,7 @@
 //   step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s,comm_bytes
 //   tokens = tokens seen after step s; lr = the matrix group's lr of step s;
 //   val_loss empty where not evaluated; opt_ms the optimizer step alone;
-//   comm_bytes what rank 0 handed to collectives in the step (evaluation
+//   comm_bytes what rank 0 sent in the step, as dist/comm.h counts it (evaluation
 //   included; 0 alone). Columns may be appended, never reordered.
 #pragma once
 

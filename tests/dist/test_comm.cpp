@@ -109,11 +109,17 @@ TEST(Comm, a_differing_config_is_refused_on_every_rank) {
   }
 }
 
-TEST(Comm, bytes_sent_counts_the_payload) {
-  const int64_t before = comm->bytes_sent();
+TEST(Comm, bytes_sent_counts_what_the_textbook_algorithms_send) {
+  const int64_t n = comm->world_size();
+  int64_t before = comm->bytes_sent();
   std::vector<float> data(100, 1.0f);
-  comm->all_reduce_sum(data);
-  EXPECT_EQ(comm->bytes_sent() - before, comm->world_size() > 1 ? 400 : 0);
+  comm->all_reduce_sum(data);  // reduce-scatter + all-gather: 2 (n-1)/n of 400 bytes
+  EXPECT_EQ(comm->bytes_sent() - before, n > 1 ? 2 * 400 * (n - 1) / n : 0);
+  before = comm->bytes_sent();
+  const std::vector<int64_t> counts(size_t(n), 10);
+  std::vector<float> all(size_t(10 * n));
+  comm->all_gather(std::vector<float>(10, 1.0f), all, counts);  // my block to each other rank
+  EXPECT_EQ(comm->bytes_sent() - before, n > 1 ? 40 * (n - 1) : 0);
 }
 
 }  // namespace
