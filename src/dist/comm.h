@@ -40,6 +40,12 @@ class Comm {
   // Ends the process of every rank with `code`: a failing rank never leaves the others waiting.
   [[noreturn]] virtual void abort(int code) = 0;
 
+  // The sum over ranks of one value, on every rank.
+  double sum_over_ranks(double value) {
+    all_reduce_sum(std::span<double>(&value, 1));
+    return value;
+  }
+
   int64_t bytes_sent() const { return bytes_sent_; }
 
  protected:

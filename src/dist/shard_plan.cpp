@@ -1,7 +1,6 @@
 #include "dist/shard_plan.h"
 
 #include <algorithm>
-#include <numeric>
 
 namespace llmdion {
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
 
@@ -15,8 +16,8 @@ namespace llmdion {
 namespace {
 
 // A part of the weights one rank updates: a stretch of the flat buffer sent
-// whole, or (slices > 0) a Dion2 matrix of which only `slices` selected rows or
-// columns are sent, each preceded by nothing but the list of their indices.
+// whole, or (slices > 0) a Dion2 matrix of which only its `slices` selected
+// rows or columns are sent: the list of their indices, then their values.
 struct Part {
   int64_t offset, length;        // the stretch; a sliced matrix's is rows * cols
   int64_t rows = 0, cols = 0;
@@ -27,21 +28,29 @@ struct Part {
   }
 };
 
+// Per rank, the values its parts put in one collective: the weight messages,
+// or (whole) the full stretches, as gradients travel.
+std::vector<int64_t> block_counts(const std::vector<std::vector<Part>>& parts, bool whole) {
+  std::vector<int64_t> counts;
+  for (const auto& rank_parts : parts) {
+    int64_t n = 0;
+    for (const Part& p : rank_parts) n += whole ? p.length : p.message();
+    counts.push_back(n);
+  }
+  return counts;
+}
+
 class ShardedOptimizer final : public Optimizer {
  public:
   ShardedOptimizer(Comm& comm, std::unique_ptr<Optimizer> local, std::vector<std::vector<Part>> parts,
                    const OptimConfig& config)
-      : comm_(comm), local_(std::move(local)), parts_(std::move(parts)), config_(config) {
-    int64_t total = 0;
-    for (const auto& rank_parts : parts_) {
-      int64_t n = 0;
-      for (const Part& p : rank_parts) n += p.message();
-      counts_.push_back(n);
-      total += n;
-    }
-    send_.resize(size_t(counts_[size_t(comm_.rank())]));
-    receive_.resize(size_t(total));
-  }
+      : comm_(comm),
+        local_(std::move(local)),
+        parts_(std::move(parts)),
+        config_(config),
+        counts_(block_counts(parts_, false)),
+        send_(size_t(counts_[size_t(comm_.rank())])),
+        receive_(size_t(std::accumulate(counts_.begin(), counts_.end(), int64_t(0)))) {}
 
   void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override {
     local_->step(params, grads, lr_scale, update_count);
@@ -104,33 +113,42 @@ class ShardedOptimizer final : public Optimizer {
   std::vector<float> send_, receive_;
 };
 
-}  // namespace
-
-// The reduce-scatter of gradients: every rank's parts, whole, in rank order.
-struct GradientReduceScatter {
-  Comm& comm;
-  std::vector<std::vector<Part>> parts;
-  std::vector<int64_t> counts;
-  std::vector<float> send, mine;
+// The reduce-scatter of gradients: every rank's parts, whole, in rank order;
+// each rank keeps the mean of its own and returns the global norm.
+class GradientReduceScatter {
+ public:
+  GradientReduceScatter(Comm& comm, std::vector<std::vector<Part>> parts)
+      : comm_(comm),
+        parts_(std::move(parts)),
+        counts_(block_counts(parts_, true)),
+        send_(size_t(std::accumulate(counts_.begin(), counts_.end(), int64_t(0)))),
+        mine_(size_t(counts_[size_t(comm_.rank())])) {}
 
   double operator()(std::span<float> grads) {
-    float* out = send.data();
-    for (const auto& rank_parts : parts)
+    float* out = send_.data();
+    for (const auto& rank_parts : parts_)
       for (const Part& p : rank_parts) out = std::copy_n(grads.data() + p.offset, p.length, out);
-    comm.reduce_scatter_sum(send, mine, counts);
-    const float inverse = 1.0f / float(comm.world_size());
-    std::vector<double> sum_squares = {0.0};
-    const float* in = mine.data();
-    for (const Part& p : parts[size_t(comm.rank())])
+    comm_.reduce_scatter_sum(send_, mine_, counts_);
+    const float inverse = 1.0f / float(comm_.world_size());
+    double sum_squares = 0;
+    const float* in = mine_.data();
+    for (const Part& p : parts_[size_t(comm_.rank())])
       for (int64_t i = 0; i < p.length; i++) {
         const float g = *in++ * inverse;
         grads[size_t(p.offset + i)] = g;
-        sum_squares[0] += double(g) * double(g);
+        sum_squares += double(g) * double(g);
       }
-    comm.all_reduce_sum(sum_squares);
-    return std::sqrt(sum_squares[0]);
+    return std::sqrt(comm_.sum_over_ranks(sum_squares));
   }
+
+ private:
+  Comm& comm_;
+  std::vector<std::vector<Part>> parts_;
+  std::vector<int64_t> counts_;
+  std::vector<float> send_, mine_;
 };
+
+}  // namespace
 
 DistributedOptimizer make_distributed_optimizer(const Config& config, const GptLayout& layout, Comm& comm) {
   if (comm.world_size() == 1) return {make_optimizer(config, layout), {}};
@@ -171,17 +189,7 @@ DistributedOptimizer make_distributed_optimizer(const Config& config, const GptL
       (layout.tensors[piece.tensor].role == ParamRole::kMatrix ? matrix_slices : other_slices).push_back(piece.slice);
     }
   // Gradients: the owner of a part needs its whole gradient, sliced or not.
-  auto reducer = std::make_shared<GradientReduceScatter>(GradientReduceScatter{comm, {}, {}, {}, {}});
-  for (const auto& rank_parts : parts) {
-    reducer->parts.emplace_back();
-    int64_t n = 0;
-    for (const Part& p : rank_parts) reducer->parts.back().push_back({p.offset, p.length}), n += p.length;
-    reducer->counts.push_back(n);
-  }
-  int64_t total = 0;
-  for (int64_t c : reducer->counts) total += c;
-  reducer->send.resize(size_t(total));
-  reducer->mine.resize(size_t(reducer->counts[size_t(comm.rank())]));
+  auto reducer = std::make_shared<GradientReduceScatter>(comm, parts);
   return {std::make_unique<ShardedOptimizer>(
               comm,
               make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices),

@@ -93,13 +93,12 @@ double evaluate(Model& model, DataLoader& val, int64_t eval_tokens, std::vector<
   val.reset();
   const int64_t window_tokens = model.batch_size() * model.seq_len() * comm.world_size();
   const int64_t batches = std::max<int64_t>(1, std::min(eval_tokens / window_tokens, val.windows_per_epoch()));
-  std::vector<double> total = {0.0};
+  double total = 0;
   for (int64_t i = 0; i < batches; i++) {
     val.next_batch(inputs.data(), targets.data());
-    total[0] += model.forward(inputs.data(), targets.data());
+    total += model.forward(inputs.data(), targets.data());
   }
-  comm.all_reduce_sum(total);
-  return total[0] / double(batches * comm.world_size());
+  return comm.sum_over_ranks(total) / double(batches * comm.world_size());
 }
 
 // The first tensor holding a NaN or Inf gradient.
@@ -244,9 +243,7 @@ int run_training(const Config& config, Comm& comm) {
     }
     // Data parallel: the loss of the global batch, and the mean gradient of
     // what this rank updates (sharded_optimizer.h), with its global norm.
-    std::vector<double> loss_total = {loss_sum / double(grad_accum)};
-    comm.all_reduce_sum(loss_total);
-    const double train_loss = loss_total[0] / double(comm.world_size());
+    const double train_loss = comm.sum_over_ranks(loss_sum / double(grad_accum)) / double(comm.world_size());
     const double grad_norm =
         distributed.reduce_gradients ? distributed.reduce_gradients(model->grads()) : model->grad_norm();
     const double lr_scale = lr_multiplier(config.schedule, step, steps);
@@ -304,9 +301,8 @@ int run_training(const Config& config, Comm& comm) {
       spdlog::info("sample at step {}:\n{}", step, tokenizer->decode(ids));
     }
     // A signal to any rank stops every rank after the same step.
-    std::vector<double> stop = {stop_requested.load() ? 1.0 : 0.0};
-    comm.all_reduce_sum(stop);
-    const bool stopping = stop[0] > 0 && state.step < steps;  // at the end, finish normally
+    const bool stopping = comm.sum_over_ranks(stop_requested.load() ? 1.0 : 0.0) > 0 &&
+                          state.step < steps;  // at the end, finish normally
     if (due(config.train.ckpt_every, step) || stopping) {
       if (csv) csv->sync();  // the rows up to this checkpoint are on disk before it is
       const std::string folder = save_checkpoint(out_dir, *model, *optimizer, state, config, comm);
