@@ -2,13 +2,7 @@
 # scripts/micro_benchmark.sh in CI size (2 ranks, d_model 64, 21 steps): one
 # CSV row per optimizer with its step time and bytes, a PNG; Dion2 sends less
 # than Muon, and compressed sync less again.
-set -euo pipefail
-root=$1
-cd "$root"
-ls data/sotu/sotu_train_*.bin > /dev/null 2>&1 || { echo "SKIP: data/sotu is not prepared (data/prepare_sotu.sh)"; exit 0; }
-/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || { echo "SKIP: matplotlib is not installed"; exit 0; }
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/../sotu_script_test.sh" "$1"
 bash scripts/micro_benchmark.sh "$out" --ranks 2 --widths 64 --steps 21 > "$out/log"
 csv="$out/micro_benchmark.csv"
 [ "$(wc -l < "$csv")" -eq 8 ] || { echo "FAIL: expected 7 rows: $(cat "$csv")"; exit 1; }

@@ -3,13 +3,7 @@
 # shards): every run of each sweep, a PNG and a summary table per sweep; a
 # second call skips complete runs and resumes an interrupted one; bad
 # arguments are refused with a message.
-set -euo pipefail
-root=$1
-cd "$root"
-ls data/sotu/sotu_train_*.bin > /dev/null 2>&1 || { echo "SKIP: data/sotu is not prepared (data/prepare_sotu.sh)"; exit 0; }
-/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || { echo "SKIP: matplotlib is not installed"; exit 0; }
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/../sotu_script_test.sh" "$1"
 tiny=(--set model.n_layer=1 --set model.n_head=2 --set model.d_model=32 --set model.seq_len=32
       --set train.micro_batch=2 --set train.batch_tokens=64 --set train.steps=4 --set train.eval_every=2
       --set train.eval_tokens=64 --set train.ckpt_every=2 --set train.ckpt_keep=0 --set schedule.warmup_steps=1)
