@@ -75,24 +75,27 @@ void fused_classifier(bf16* logits, float* losses, const int32_t* targets, float
 void mean_of(float* out, const float* values, int n, cudaStream_t stream);
 
 // ---- attention.cu: causal attention, flash style -------------------------------
-// qkv rows [q | k | v] of NH heads of hs values each (C = NH * hs); out [N, C].
-// Never stores the T x T scores: keeps each query's log-sum-exp, lse [B, NH, T],
-// for the backward, which recomputes the probabilities tile by tile.
-void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int hs, cudaStream_t stream);
+// qkv rows [q (NH heads) | k (NKV heads) | v (NKV heads)] of hs values each;
+// query head h reads kv head h / (NH / NKV) (grouped-query attention when
+// NKV < NH); out [N, NH * hs]. Never stores the T x T scores: keeps each
+// query's log-sum-exp, lse [B, NH, T], for the backward, which recomputes the
+// probabilities tile by tile.
+void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int NKV, int hs,
+                       cudaStream_t stream);
 // dqkv = (dq | dk | dv), overwritten. scratch: attention_backward_scratch_floats.
 void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* out, const bf16* qkv,
-                        const float* lse, int B, int T, int NH, int hs, cudaStream_t stream);
-int64_t attention_backward_scratch_floats(int B, int T, int NH, int hs);
+                        const float* lse, int B, int T, int NH, int NKV, int hs, cudaStream_t stream);
+int64_t attention_backward_scratch_floats(int B, int T, int NH, int NKV, int hs);
 
 // attention_reference.cu: the same through fp32 batched GEMMs (cuBLAS, on
 // `handle`, whose stream the caller has set) and a row softmax, storing the
 // probabilities [B, NH, T, T]: simple, kept as the in-GPU reference the flash
 // kernels are tested against. scratch: attention_reference_scratch_floats.
 void attention_reference_forward(bf16* out, float* probs, float* scratch, const bf16* qkv, int B, int T, int NH,
-                                 int hs, cublasHandle_t handle, cudaStream_t stream);
+                                 int NKV, int hs, cublasHandle_t handle, cudaStream_t stream);
 void attention_reference_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* qkv, const float* probs,
-                                  int B, int T, int NH, int hs, cublasHandle_t handle, cudaStream_t stream);
-int64_t attention_reference_scratch_floats(int B, int T, int NH, int hs);
+                                  int B, int T, int NH, int NKV, int hs, cublasHandle_t handle, cudaStream_t stream);
+int64_t attention_reference_scratch_floats(int B, int T, int NH, int NKV, int hs);
 
 // ---- precision.cu ------------------------------------------------------------
 // bf16 copy of fp32 master weights by stochastic rounding: each value rounds up
