@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
       if (v.matrix == "adamw") {
         AdamWGroup group{"matrices", {}, 1e-3, 0.9, 0.95, 1e-8, 0.1};
         for (const MatrixParam& p : matrices) group.params.push_back({p.name, p.offset, p.numel()});
-        optimizer = std::make_unique<AdamW>(std::vector<AdamWGroup>{group});
+        optimizer = std::make_unique<AdamW>(std::vector<AdamWGroup>{group}, Device::kCpu);
       } else if (v.matrix == "muon") {
         optimizer = std::make_unique<Muon>(config, matrices, *ops);
       } else if (v.matrix == "dion") {

@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     GptShape s;
     s.n_layer = c.n_layer, s.n_head = c.n_head, s.d_model = c.d_model, s.seq_len = c.seq_len;
     s.vocab_size = 50257, s.padded_vocab = padded_vocab_size(s.vocab_size), s.mlp_hidden = 4 * c.d_model;
-    std::unique_ptr<Model> model = make_model("cpu", s, c.B, c.T);
+    std::unique_ptr<Model> model = make_model(Device::kCpu, s, c.B, c.T);
     std::vector<float> params(model->layout().num_params);
     gpt_init(s, model->layout(), 1, params);
     model->copy_params_from_host(params);

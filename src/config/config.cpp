@@ -16,7 +16,7 @@ std::vector<ConfigField> config_fields(Config& c) {
   return {
       {"run.out_dir", &c.run.out_dir},
       {"run.seed", &c.run.seed, 0, 9.2e18},
-      {"run.device", &c.run.device, 0, 0, {"cpu"}},
+      {"run.device", &c.run.device, 0, 0, {"cpu", "cuda", "auto"}},
       {"run.resume", &c.run.resume, 0, 0, {"never", "auto"}},
       {"run.export_llmc", &c.run.export_llmc},
       {"model.arch", &c.model.arch, 0, 0, {"gpt2", "llama", "paper"}},

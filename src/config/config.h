@@ -19,7 +19,7 @@ struct ConfigError : std::runtime_error {
 struct RunConfig {
   std::string out_dir = "out/default";  // loss.csv, train.log, config.yaml, checkpoints
   int64_t seed = 1337;
-  std::string device = "cpu";
+  std::string device = "cpu";           // cpu | cuda | auto (cuda when this binary and machine have it)
   std::string resume = "never";         // never | auto: continue from out_dir's last checkpoint
   std::string export_llmc;              // at the end, also write the weights in llm.c's format here
 };

@@ -6,6 +6,9 @@
 #include <vector>
 
 #include "model/cpu/cpu_gpt.h"
+#ifdef LLMDION_WITH_CUDA
+#include "model/cuda/cuda_model.h"
+#endif
 
 namespace llmdion {
 namespace {
@@ -13,16 +16,18 @@ namespace {
 class CpuModel final : public Model {
  public:
   CpuModel(const GptShape& shape, int64_t B, int64_t T) : gpt_(shape, B, T) {}
+  Device device() const override { return Device::kCpu; }
   const GptShape& shape() const override { return gpt_.shape(); }
   const GptLayout& layout() const override { return gpt_.layout(); }
   int64_t batch_size() const override { return gpt_.batch_size(); }
   int64_t seq_len() const override { return gpt_.seq_len(); }
   float forward(const int32_t* inputs, const int32_t* targets) override { return gpt_.forward(inputs, targets); }
   void backward(float loss_scale) override { gpt_.backward(loss_scale); }
-  const float* logits() const override { return gpt_.outputs(); }
+  const float* logits_row(int64_t n) override { return gpt_.outputs() + n * gpt_.shape().padded_vocab; }
   std::span<float> params() override { return gpt_.params; }
   std::span<float> grads() override { return gpt_.grads; }
   void zero_grads() override { std::fill(gpt_.grads.begin(), gpt_.grads.end(), 0.0f); }
+  void params_changed(uint64_t) override {}
   double grad_norm() override {
     // Fixed chunks summed in order: the same norm whatever the thread count.
     constexpr int64_t kChunk = 1 << 16;
@@ -65,10 +70,12 @@ class CpuModel final : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make_model(const std::string& device, const GptShape& shape, int64_t batch_size,
-                                  int64_t seq_len) {
-  if (device == "cpu") return std::make_unique<CpuModel>(shape, batch_size, seq_len);
-  throw std::invalid_argument("device '" + device + "' is not built in this binary (available: cpu)");
+std::unique_ptr<Model> make_model(Device device, const GptShape& shape, int64_t batch_size, int64_t seq_len) {
+#ifdef LLMDION_WITH_CUDA
+  if (device == Device::kCuda) return make_cuda_model(shape, batch_size, seq_len);
+#endif
+  if (device == Device::kCpu) return std::make_unique<CpuModel>(shape, batch_size, seq_len);
+  throw std::invalid_argument(std::string("the ") + device_name(device) + " backend is not built in this binary");
 }
 
 }  // namespace llmdion

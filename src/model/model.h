@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 
+#include "core/device.h"
 #include "model/gpt.h"
 
 namespace llmdion {
@@ -15,23 +16,28 @@ namespace llmdion {
 class Model {
  public:
   virtual ~Model() = default;
+  virtual Device device() const = 0;
   virtual const GptShape& shape() const = 0;
   virtual const GptLayout& layout() const = 0;
   virtual int64_t batch_size() const = 0;
   virtual int64_t seq_len() const = 0;
 
-  // Mean cross-entropy of the B*T next-token predictions. With targets null, only
-  // the logits are computed (see logits()).
+  // Mean cross-entropy of the B*T next-token predictions (token ids on the
+  // host). With targets null, only the logits are computed (see logits_row()).
   virtual float forward(const int32_t* inputs, const int32_t* targets) = 0;
   // grads += loss_scale * d(mean loss of the last forward)/d(params)
   virtual void backward(float loss_scale) = 0;
-  // [B*T, Vp] logits of the last forward without targets.
-  virtual const float* logits() const = 0;
+  // The Vp logits of row n (= b*T + t) of the last forward without targets, on the host.
+  virtual const float* logits_row(int64_t n) = 0;
 
-  // The fp32 parameters and their gradients, in layout order, in the backend's memory.
+  // The fp32 parameters and their gradients, in layout order, in the backend's
+  // memory. After anything writes params, params_changed() must follow.
   virtual std::span<float> params() = 0;
   virtual std::span<float> grads() = 0;
   virtual void zero_grads() = 0;
+  // The compute copy of the weights follows params (cuda: bf16 by stochastic
+  // rounding, the same for the same seed; cpu: computes on params itself).
+  virtual void params_changed(uint64_t rounding_seed) = 0;
   // The global gradient norm sqrt(sum g^2), summed in a fixed order; and grads *= factor.
   virtual double grad_norm() = 0;
   virtual void scale_grads(float factor) = 0;
@@ -43,8 +49,6 @@ class Model {
   virtual std::string describe_memory() const = 0;
 };
 
-// device: "cpu" (the only backend built so far).
-std::unique_ptr<Model> make_model(const std::string& device, const GptShape& shape, int64_t batch_size,
-                                  int64_t seq_len);
+std::unique_ptr<Model> make_model(Device device, const GptShape& shape, int64_t batch_size, int64_t seq_len);
 
 }  // namespace llmdion

@@ -3,14 +3,18 @@
 #include <cmath>
 #include <sstream>
 
+#ifdef LLMDION_WITH_CUDA
+#include "optim/cuda/adamw.h"
+#endif
+
 namespace llmdion {
 
-AdamW::AdamW(std::vector<AdamWGroup> groups) : groups_(std::move(groups)) {
+AdamW::AdamW(std::vector<AdamWGroup> groups, Device device) : groups_(std::move(groups)), device_(device) {
   int64_t total = 0;
   for (const AdamWGroup& g : groups_)
     for (const ParamSlice& p : g.params) state_offset_.push_back(total), total += p.numel;
-  m_.assign(total, 0.0f);
-  v_.assign(total, 0.0f);
+  m_ = DeviceBuffer(device, total);
+  v_ = DeviceBuffer(device, total);
 }
 
 void AdamW::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t t) {
@@ -25,6 +29,12 @@ void AdamW::step(std::span<float> params, std::span<const float> grads, double l
       float* m = m_.data() + state_offset_[slice];
       float* v = v_.data() + state_offset_[slice];
       slice++;
+#ifdef LLMDION_WITH_CUDA
+      if (device_ == Device::kCuda) {
+        cuda::adamw_update(w, grad, m, v, p.numel, {lr, beta1, beta2, eps, weight_decay, correction1, correction2}, 0);
+        continue;
+      }
+#endif
       #pragma omp parallel for
       for (int64_t i = 0; i < p.numel; i++) {
         m[i] = beta1 * m[i] + (1.0f - beta1) * grad[i];
@@ -36,7 +46,7 @@ void AdamW::step(std::span<float> params, std::span<const float> grads, double l
   }
 }
 
-std::vector<OptimizerState> AdamW::state() { return {{"adamw.m", m_}, {"adamw.v", v_}}; }
+std::vector<OptimizerState> AdamW::state() { return {{"adamw.m", m_.span()}, {"adamw.v", v_.span()}}; }
 
 std::string AdamW::describe() const {
   std::ostringstream out;

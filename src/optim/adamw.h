@@ -6,6 +6,7 @@
 // (decoupled weight decay; written as llm.c writes it, so their losses match).
 #pragma once
 
+#include "core/device.h"
 #include "optim/optimizer.h"
 
 namespace llmdion {
@@ -18,14 +19,16 @@ struct AdamWGroup {
 
 class AdamW final : public Optimizer {
  public:
-  explicit AdamW(std::vector<AdamWGroup> groups);
+  // params, grads and the moments live on `device` (cuda: optim/cuda/adamw.cu).
+  AdamW(std::vector<AdamWGroup> groups, Device device);
   void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override;
   std::vector<OptimizerState> state() override;
   std::string describe() const override;
 
  private:
   std::vector<AdamWGroup> groups_;
-  std::vector<float> m_, v_;          // moments of every owned element, group by group
+  Device device_;
+  DeviceBuffer m_, v_;                // moments of every owned element, group by group
   std::vector<int64_t> state_offset_; // per group, per slice: where its moments start
 };
 

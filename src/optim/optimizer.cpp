@@ -50,11 +50,12 @@ std::unique_ptr<Optimizer> make_optimizer_over(const Config& config, std::vector
                                                std::function<void(std::span<float>)> average_over_ranks) {
   const OptimConfig& o = config.optim;
   const ScalarOptConfig& s = config.scalar_opt;
+  const Device device = resolve_device(config.run.device);
   AdamWGroup scalars{"embeddings, head, norms, biases", std::move(other_slices), s.lr, s.beta1, s.beta2, s.eps,
                      s.weight_decay};
   if (o.matrix == "adamw") {
     AdamWGroup matrix_group{"matrices", std::move(matrix_slices), o.lr, o.beta1, o.beta2, o.eps, o.weight_decay};
-    return std::make_unique<AdamW>(std::vector<AdamWGroup>{matrix_group, scalars});
+    return std::make_unique<AdamW>(std::vector<AdamWGroup>{matrix_group, scalars}, device);
   }
   std::unique_ptr<MatrixOps> ops = make_matrix_ops(config.run.device);
   const uint64_t seed = uint64_t(config.run.seed);
@@ -65,7 +66,7 @@ std::unique_ptr<Optimizer> make_optimizer_over(const Config& config, std::vector
   else if (o.matrix == "dion") matrix_optimizer = std::make_unique<Dion>(o, std::move(matrices), *ops, seed);
   else throw std::runtime_error("unknown matrix optimizer '" + o.matrix + "' (optim.matrix)");
   return std::make_unique<OptimizerGroups>(std::move(ops), std::move(matrix_optimizer),
-                                           std::make_unique<AdamW>(std::vector<AdamWGroup>{scalars}));
+                                           std::make_unique<AdamW>(std::vector<AdamWGroup>{scalars}, device));
 }
 
 }  // namespace llmdion

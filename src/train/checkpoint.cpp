@@ -64,9 +64,16 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
     fs::create_directories(partial);
   }
   comm.barrier();
+  // Optimizer state lives where the model does: host copies first.
+  const std::vector<OptimizerState> states = optimizer.state();
+  std::vector<std::vector<float>> host_states;
+  for (const OptimizerState& s : states) {
+    host_states.emplace_back(s.data.size());
+    copy_to_host(model.device(), s.data.data(), host_states.back());
+  }
   std::vector<TensorView> opt_tensors;
-  for (const OptimizerState& s : optimizer.state())
-    opt_tensors.push_back({s.name, {int64_t(s.data.size())}, s.data});
+  for (size_t i = 0; i < states.size(); i++)
+    opt_tensors.push_back({states[i].name, {int64_t(host_states[i].size())}, host_states[i]});
   write_safetensors((partial / optimizer_file(comm)).string(), opt_tensors, {{"format", "llm.dion"}});
   comm.barrier();
   if (!root) {
@@ -172,7 +179,7 @@ void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer&
     if (it == opt.tensors.end() || it->second.values.size() != s.data.size())
       throw std::runtime_error("checkpoint '" + folder + "' lacks optimizer state " + s.name +
                                " of the expected size (was it written with another optimizer?)");
-    std::copy(it->second.values.begin(), it->second.values.end(), s.data.begin());
+    copy_from_host(model.device(), it->second.values, s.data.data());
   }
 }
 

@@ -7,7 +7,7 @@
 namespace llmdion {
 
 std::vector<uint32_t> sample_tokens(Model& model, uint32_t eot_id, int64_t count, int64_t top_k, SplitMix64& rng) {
-  const int64_t T = model.seq_len(), V = model.shape().vocab_size, Vp = model.shape().padded_vocab;
+  const int64_t T = model.seq_len(), V = model.shape().vocab_size;
   const int64_t k = std::min(top_k, V);
   std::vector<int32_t> context(T, int32_t(eot_id));
   std::vector<uint32_t> sampled;
@@ -15,7 +15,7 @@ std::vector<uint32_t> sample_tokens(Model& model, uint32_t eot_id, int64_t count
   std::vector<double> weights(k);
   for (int64_t t = 1; t <= count && t < T; t++) {
     model.forward(context.data(), nullptr);  // position t-1 sees only tokens 0..t-1
-    const float* logits = model.logits() + (t - 1) * Vp;
+    const float* logits = model.logits_row(t - 1);
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
       return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;

@@ -143,7 +143,14 @@ void describe_run(const Config& config) {
               static_cast<long long>(grad_accum), static_cast<long long>(config.train.steps));
 }
 
-int run_training(const Config& config, Comm& comm) {
+int run_training(const Config& given, Comm& comm) {
+  // run.device auto becomes the device this run uses, so that checkpoints and resumes name it.
+  Config config = given;
+  const Device device = resolve_device(given.run.device);
+  config.run.device = device_name(device);
+  if (device == Device::kCuda && comm.world_size() > 1)
+    throw std::runtime_error("run.device cuda over several ranks needs a GPU communicator (NCCL), which this "
+                             "version does not have: run one rank, or use run.device: cpu under mpirun");
   const std::string& out_dir = config.run.out_dir;
   const bool root = comm.rank() == 0;  // writes loss.csv, done.yaml, checkpoints, samples
   check_same_on_all_ranks(comm, config_to_yaml(config), "resolved config");
@@ -155,7 +162,7 @@ int run_training(const Config& config, Comm& comm) {
     spdlog::info("data parallel over {} ranks: {} x {} x {} micro-steps each", comm.world_size(), B, T, grad_accum);
 
   if (!config.run.export_llmc.empty()) check_llmc_compatible(shape, config.run.export_llmc);  // fail before training
-  std::unique_ptr<Model> model = make_model(config.run.device, shape, B, T);
+  std::unique_ptr<Model> model = make_model(device, shape, B, T);
   const GptLayout& layout = model->layout();
   spdlog::info("model: {}", describe_shape(shape));
   spdlog::info("parameters: {} ({} with vocabulary padding)", count_trained_params(shape, layout), layout.num_params);
@@ -167,7 +174,14 @@ int run_training(const Config& config, Comm& comm) {
     read_llmc_checkpoint(config.model.init_from, shape, host_params);
     spdlog::info("weights from llm.c checkpoint {}", config.model.init_from);
   }
+  // The bf16 copy of the weights (cuda) is rounded with a seed of the run and
+  // the update count: a resumed run rounds its loaded weights exactly as the
+  // uninterrupted run did.
+  const auto rounding_seed = [&](int64_t update_count) {
+    return derive_seed({uint64_t(config.run.seed), 0x5eedb16, uint64_t(update_count)});
+  };
   model->copy_params_from_host(host_params);
+  model->params_changed(rounding_seed(0));
   DistributedOptimizer distributed = make_distributed_optimizer(config, layout, comm);
   std::unique_ptr<Optimizer>& optimizer = distributed.optimizer;
   spdlog::info("optimizer: {}", optimizer->describe());
@@ -207,6 +221,7 @@ int run_training(const Config& config, Comm& comm) {
                                std::to_string(saved.ranks) + " (or start a new run.out_dir)");
     load_checkpoint_tensors(*latest, *model, *optimizer, comm);
     state = saved;
+    model->params_changed(rounding_seed(state.update_count));
     train_data.restore(state.data);
     spdlog::info("resumed from {} ({} steps done)", *latest, state.step);
   }
@@ -218,7 +233,7 @@ int run_training(const Config& config, Comm& comm) {
   if (config.train.sample_every > 0 && root) {
     tokenizer = std::make_unique<Gpt2Tokenizer>(
         Gpt2Tokenizer::load(config.data.vocab_dir + "/encoder.json", config.data.vocab_dir + "/vocab.bpe"));
-    sampler = make_model(config.run.device, shape, 1, T);
+    sampler = make_model(device, shape, 1, T);
   }
 
   struct sigaction action {};
@@ -258,6 +273,7 @@ int run_training(const Config& config, Comm& comm) {
         model->scale_grads(float(config.train.grad_clip / grad_norm));
       const auto opt_start = std::chrono::steady_clock::now();
       optimizer->step(model->params(), model->grads(), lr_scale, ++state.update_count);
+      model->params_changed(rounding_seed(state.update_count));
       opt_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - opt_start).count();
     } else {
       spdlog::warn("step {}: non-finite loss or gradient (first in {}), step skipped", step,
@@ -295,6 +311,7 @@ int run_training(const Config& config, Comm& comm) {
     if (sampler && due(config.train.sample_every, step)) {
       model->copy_params_to_host(host_params);
       sampler->copy_params_from_host(host_params);
+      sampler->params_changed(rounding_seed(state.update_count));
       SplitMix64 rng{derive_seed({state.seed, 0x5a3b1e, uint64_t(step)})};
       const std::vector<uint32_t> ids =
           sample_tokens(*sampler, tokenizer->eot_id(), config.train.sample_tokens, config.train.sample_top_k, rng);

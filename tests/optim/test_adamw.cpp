@@ -24,7 +24,8 @@ TEST(AdamW, five_steps_match_pytorch_adamw_in_float64) {
     for (float& x : g) x = uniform() * 0.1f;
   // Group 1: the first 40 values (two slices); group 2: the rest.
   AdamW adamw({{"a", {{"x", 0, 24}, {"y", 24, 16}}, 1e-2, 0.9, 0.95, 1e-8, 0.1},
-               {"b", {{"z", 40, 24}}, 3e-3, 0.8, 0.999, 1e-6, 0.0}});
+               {"b", {{"z", 40, 24}}, 3e-3, 0.8, 0.999, 1e-6, 0.0}},
+              Device::kCpu);
   std::vector<float> ours = params;
   const std::vector<double> lr_scale = {1.0, 0.5, 0.25, 1.0, 0.75};
   for (int64_t t = 0; t < steps; t++) adamw.step(ours, grads[t], lr_scale[t], t + 1);
@@ -71,7 +72,7 @@ TEST(AdamW, five_steps_match_pytorch_adamw_in_float64) {
 
 TEST(AdamW, zero_gradient_and_zero_weight_stay_zero) {
   // The padded vocabulary rows rely on this.
-  AdamW adamw({{"g", {{"p", 0, 4}}, 1e-2, 0.9, 0.95, 1e-8, 0.1}});
+  AdamW adamw({{"g", {{"p", 0, 4}}, 1e-2, 0.9, 0.95, 1e-8, 0.1}}, Device::kCpu);
   std::vector<float> params = {0, 0, 0, 0}, grads = {0, 0, 0, 0};
   for (int t = 1; t <= 3; t++) adamw.step(params, grads, 1.0, t);
   EXPECT_EQ(params, (std::vector<float>{0, 0, 0, 0}));

@@ -213,7 +213,8 @@ class CpuMatrixOps final : public MatrixOps {
 
 std::unique_ptr<MatrixOps> make_matrix_ops(const std::string& device) {
   if (device == "cpu") return std::make_unique<CpuMatrixOps>();
-  throw std::runtime_error("no matrix optimizer backend for device '" + device + "' (built: cpu)");
+  throw std::runtime_error("the matrix optimizers (Muon, Dion, Dion2) have no " + device +
+                           " implementation in this version: use run.device: cpu, or optim.matrix: adamw on " + device);
 }
 
 }  // namespace llmdion
