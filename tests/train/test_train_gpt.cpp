@@ -13,65 +13,11 @@
 #include "core/rng.h"
 #include "data/shard.h"
 #include "test_util.h"
+#include "core/device.h"
+#include "train/train_util.h"
 
 namespace llmdion {
 namespace {
-
-using test::kBuildDir;
-
-// Shards of a learnable stream: short random "words" repeated with noise.
-void write_synthetic_shards(const test::ScratchDir& dir) {
-  SplitMix64 rng{5};
-  std::vector<std::vector<uint32_t>> words(40);
-  for (auto& w : words)
-    for (int k = 0; k < 4; k++) w.push_back(uint32_t(rng.below(250)));
-  for (int shard = 0; shard < 3; shard++) {
-    std::vector<uint32_t> tokens;
-    while (tokens.size() < 20000) {
-      const auto& w = words[rng.below(words.size())];
-      tokens.insert(tokens.end(), w.begin(), w.end());
-    }
-    write_shard(dir / (shard == 0 ? "d_val_000000.bin" : "d_train_00000" + std::to_string(shard) + ".bin"), tokens, 2);
-  }
-}
-
-std::string tiny_config(const test::ScratchDir& dir, const std::string& out) {
-  const std::string yaml = "run:\n  out_dir: " + (dir / out) +
-                           "\nmodel:\n  n_layer: 2\n  n_head: 2\n  d_model: 32\n  seq_len: 32\n  vocab_size: 256\n"
-                           "data:\n  train: " + (dir / "d_train_*.bin") + "\n  val: " + (dir / "d_val_*.bin") +
-                           "\ntrain:\n  micro_batch: 4\n  batch_tokens: 256\n  steps: 40\n  eval_every: 10\n"
-                           "  eval_tokens: 1024\n  ckpt_every: 10\n"
-                           "schedule:\n  warmup_steps: 5\noptim:\n  lr: 0.003\nscalar_opt:\n  lr: 0.003\n";
-  test::write_text(dir / (out + ".yaml"), yaml);
-  return dir / (out + ".yaml");
-}
-
-int train(const std::string& config, const std::string& extra, std::string* output = nullptr) {
-  return test::run_command(kBuildDir + "/train_gpt --config " + config + " " + extra, output);
-}
-
-// loss.csv without the timing columns (step_ms, opt_ms, tokens_per_s, comm_bytes), which no two runs share.
-std::vector<std::string> deterministic_rows(const std::string& path) {
-  std::istringstream in(test::read_text(path));
-  std::vector<std::string> rows;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> fields;
-    std::stringstream ss(line);
-    std::string f;
-    while (std::getline(ss, f, ',')) fields.push_back(f);
-    while (fields.size() < 10) fields.push_back("");
-    rows.push_back(fields[0] + "," + fields[1] + "," + fields[2] + "," + fields[3] + "," + fields[4] + "," + fields[5]);
-  }
-  return rows;
-}
-
-double column(const std::string& row, int index) {
-  std::stringstream ss(row);
-  std::string f;
-  for (int i = 0; i <= index; i++) std::getline(ss, f, ',');
-  return std::stod(f);
-}
 
 class TrainGpt : public ::testing::Test {
  protected:
@@ -166,6 +112,18 @@ TEST_F(TrainGpt, every_matrix_optimizer_trains_and_resumes_exactly_from_its_chec
     EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
     EXPECT_EQ(deterministic_rows(dir_ / (name + "/loss.csv")), whole) << name;
   }
+}
+
+TEST_F(TrainGpt, device_cuda_without_a_usable_gpu_fails_with_one_message_and_auto_falls_back_to_cpu) {
+  const std::string reason = cuda_unavailable_reason();
+  if (reason.empty()) GTEST_SKIP() << "this machine can run CUDA: the gpu tests cover run.device cuda";
+  std::string out;
+  const std::string config = tiny_config(dir_, "a");
+  EXPECT_NE(train(config, "--set train.steps=2 --set run.device=cuda", &out), 0);
+  EXPECT_NE(out.find("run.device is cuda but " + reason), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "a/loss.csv")) << "nothing is written before the device is known";
+  ASSERT_EQ(train(config, "--set train.steps=2 --set run.device=auto", &out), 0) << out;
+  EXPECT_NE(out.find("memory: cpu"), std::string::npos) << out;
 }
 
 TEST_F(TrainGpt, resume_refuses_another_model_shape_seed_optimizer_or_training_setting) {

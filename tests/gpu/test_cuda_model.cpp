@@ -1,0 +1,154 @@
+// The CUDA model against the CPU one: the same bf16-exact weights and batch,
+// then the loss, every parameter's gradient, and 20 AdamW steps compared
+// (bf16 tolerance); and the bf16 compute copy's rounding, which resumes rely on.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "config/config.h"
+#include "gpu_test_util.h"
+#include "model/model.h"
+#include "optim/optimizer.h"
+
+namespace llmdion {
+namespace {
+
+using test::relative_error;
+
+GptShape small_gpt2(int n_kv_head, bool tied, bool bias, int d_model, int mlp_hidden) {
+  GptShape s;
+  s.n_layer = 2, s.n_head = 4, s.n_kv_head = n_kv_head, s.d_model = d_model, s.seq_len = 64;
+  s.vocab_size = 300, s.padded_vocab = padded_vocab_size(s.vocab_size), s.mlp_hidden = mlp_hidden;
+  s.tied_embeddings = tied, s.bias = bias;
+  return s;
+}
+
+// GPT-2's init plus noise on every tensor (norm scales and biases too), rounded to bf16.
+std::vector<float> bf16_exact_params(const GptShape& s, const GptLayout& layout, uint64_t seed) {
+  std::vector<float> p(layout.num_params);
+  gpt_init(s, layout, seed, p);
+  const std::vector<float> noise = test::random_bf16_exact(p.size(), seed + 1, 0.05f);
+  for (const ParamTensor& t : layout.tensors) {
+    const bool vocab_rows = t.offset == layout.wte || t.role == ParamRole::kHead;
+    for (int64_t i = 0; i < t.numel(); i++)
+      if (!vocab_rows || i < int64_t(s.vocab_size) * s.d_model) p[t.offset + i] += noise[t.offset + i];
+  }
+  for (float& x : p) x = test::bf16_to_float(test::float_to_bf16(x));
+  return p;
+}
+
+void random_tokens(std::vector<int32_t>& tokens, int vocab, uint64_t seed) {
+  SplitMix64 rng{seed};
+  for (int32_t& t : tokens) t = int32_t(rng.below(uint64_t(vocab)));
+}
+
+struct Case {
+  const char* name;
+  GptShape shape;
+  int B, T;
+};
+
+std::vector<Case> cases() {
+  return {{"gpt2_tied_bias", small_gpt2(0, true, true, 64, 256), 4, 32},
+          {"untied_no_bias_gqa", small_gpt2(2, false, false, 64, 256), 2, 33},
+          {"odd_mlp_width", small_gpt2(0, true, true, 64, 100), 3, 17}};  // no GELU epilogue
+}
+
+TEST(CudaModel, loss_and_every_gradient_match_the_cpu_backend) {
+  LLMDION_REQUIRE_GPU();
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    std::unique_ptr<Model> cpu = make_model(Device::kCpu, c.shape, c.B, c.T);
+    std::unique_ptr<Model> gpu = make_model(Device::kCuda, c.shape, c.B, c.T);
+    const std::vector<float> params = bf16_exact_params(c.shape, cpu->layout(), 7);
+    cpu->copy_params_from_host(params);
+    gpu->copy_params_from_host(params);
+    gpu->params_changed(123);  // bf16-exact weights: stochastic rounding leaves them as they are
+    std::vector<int32_t> inputs(c.B * c.T), targets(c.B * c.T);
+    random_tokens(inputs, c.shape.vocab_size, 1);
+    random_tokens(targets, c.shape.vocab_size, 2);
+    cpu->zero_grads();
+    gpu->zero_grads();
+    const float cpu_loss = cpu->forward(inputs.data(), targets.data());
+    const float gpu_loss = gpu->forward(inputs.data(), targets.data());
+    EXPECT_NEAR(gpu_loss, cpu_loss, 1e-2 * cpu_loss);
+    cpu->backward(0.5f);
+    gpu->backward(0.5f);
+    std::vector<float> cpu_grads(params.size()), gpu_grads(params.size());
+    cpu->copy_grads_to_host(cpu_grads);
+    gpu->copy_grads_to_host(gpu_grads);
+    for (const ParamTensor& t : cpu->layout().tensors) {
+      const std::vector<float> want(cpu_grads.begin() + t.offset, cpu_grads.begin() + t.offset + t.numel());
+      const std::vector<float> got(gpu_grads.begin() + t.offset, gpu_grads.begin() + t.offset + t.numel());
+      EXPECT_LT(relative_error(got, want), test::kBf16Tolerance) << t.name;
+    }
+    EXPECT_NEAR(gpu->grad_norm(), cpu->grad_norm(), 1e-2 * cpu->grad_norm());
+  }
+}
+
+TEST(CudaModel, twenty_adamw_steps_follow_the_cpu_run) {
+  LLMDION_REQUIRE_GPU();
+  const Case c = cases()[0];
+  Config config;
+  config.optim.matrix = "adamw", config.optim.lr = 3e-3, config.scalar_opt.lr = 3e-3;
+  std::unique_ptr<Model> models[2] = {make_model(Device::kCpu, c.shape, c.B, c.T),
+                                      make_model(Device::kCuda, c.shape, c.B, c.T)};
+  std::vector<float> losses[2];
+  const std::vector<float> params = bf16_exact_params(c.shape, models[0]->layout(), 11);
+  for (int d = 0; d < 2; d++) {
+    Model& model = *models[d];
+    config.run.device = d == 0 ? "cpu" : "cuda";
+    std::unique_ptr<Optimizer> adamw = make_optimizer(config, model.layout());
+    model.copy_params_from_host(params);
+    model.params_changed(0);
+    std::vector<int32_t> inputs(c.B * c.T), targets(c.B * c.T);
+    for (int step = 1; step <= 20; step++) {
+      // A learnable batch: each target is a fixed function of its input token.
+      random_tokens(inputs, 64, 100 + step);
+      for (size_t i = 0; i < inputs.size(); i++) targets[i] = (inputs[i] * 7 + 3) % 64;
+      model.zero_grads();
+      losses[d].push_back(model.forward(inputs.data(), targets.data()));
+      model.backward(1.0f);
+      adamw->step(model.params(), model.grads(), 1.0, step);
+      model.params_changed(uint64_t(step));
+    }
+  }
+  EXPECT_LT(losses[0].back(), losses[0].front() - 0.5f) << "the CPU run did not learn";
+  for (int step = 0; step < 20; step++) EXPECT_NEAR(losses[1][step], losses[0][step], 1e-2) << "step " << step + 1;
+}
+
+TEST(CudaModel, compute_copy_is_the_same_for_the_same_rounding_seed) {
+  LLMDION_REQUIRE_GPU();
+  const Case c = cases()[0];
+  std::unique_ptr<Model> a = make_model(Device::kCuda, c.shape, c.B, c.T);
+  std::unique_ptr<Model> b = make_model(Device::kCuda, c.shape, c.B, c.T);
+  std::vector<float> params(a->layout().num_params);
+  gpt_init(c.shape, a->layout(), 3, params);  // not bf16-exact: the rounding matters
+  std::vector<int32_t> inputs(c.B * c.T), targets(c.B * c.T);
+  random_tokens(inputs, c.shape.vocab_size, 4);
+  random_tokens(targets, c.shape.vocab_size, 5);
+  float losses[3];
+  for (int i = 0; i < 3; i++) {
+    Model& m = i == 1 ? *b : *a;
+    m.copy_params_from_host(params);
+    m.params_changed(i == 2 ? 43 : 42);
+    losses[i] = m.forward(inputs.data(), targets.data());
+  }
+  EXPECT_EQ(losses[0], losses[1]) << "same seed, another model: the same bf16 weights";
+  EXPECT_NE(losses[0], losses[2]) << "another seed rounds some weight the other way";
+}
+
+TEST(CudaModel, shapes_it_does_not_run_are_refused_by_name) {
+  LLMDION_REQUIRE_GPU();
+  GptShape s = small_gpt2(0, true, true, 64, 256);
+  s.norm = NormKind::kRmsNorm;
+  try {
+    make_model(Device::kCuda, s, 1, 8);
+    FAIL() << "rmsnorm accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("rmsnorm"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace llmdion
