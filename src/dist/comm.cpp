@@ -7,7 +7,9 @@
 
 namespace llmdion {
 
+#ifdef LLMDION_WITH_MPI
 std::unique_ptr<Comm> make_mpi_comm(int* argc, char*** argv);
+#endif
 
 namespace {
 
@@ -43,7 +45,13 @@ bool launched_by_mpi() {
 }  // namespace
 
 std::unique_ptr<Comm> make_comm(int* argc, char*** argv) {
+#ifdef LLMDION_WITH_MPI
   if (launched_by_mpi()) return make_mpi_comm(argc, argv);
+#else
+  (void)argc, (void)argv;
+  if (launched_by_mpi())
+    throw std::runtime_error("started by an MPI launcher, but this binary was built without MPI (-DLLMDION_MPI=OFF)");
+#endif
   return std::make_unique<SerialComm>();
 }
 
