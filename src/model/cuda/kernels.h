@@ -6,7 +6,8 @@
 // Precision: activations and their gradients are bf16, row-major [N = B*T
 // rows, width]; every sum and statistic is computed in fp32; parameter
 // gradients are fp32 and accumulate (+=), so micro-batches add up. Nothing
-// uses float atomics: results are bitwise reproducible.
+// uses float atomics: results are bitwise reproducible. Null weights, biases
+// and gradients mean what they mean in the CPU twin (scale 1, no shift, not learned).
 #pragma once
 
 #include <cublas_v2.h>
