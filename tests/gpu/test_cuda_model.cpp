@@ -49,9 +49,10 @@ struct Case {
 };
 
 std::vector<Case> cases() {
-  return {{"gpt2_tied_bias", small_gpt2(0, true, true, 64, 256), 4, 32},
-          {"untied_no_bias_gqa", small_gpt2(2, false, false, 64, 256), 2, 33},
-          {"odd_mlp_width", small_gpt2(0, true, true, 64, 100), 3, 17}};  // no GELU epilogue
+  // Head size 32 (the smallest the flash kernels take).
+  return {{"gpt2_tied_bias", small_gpt2(0, true, true, 128, 512), 4, 32},
+          {"untied_no_bias_gqa", small_gpt2(2, false, false, 128, 512), 2, 33},
+          {"odd_mlp_width", small_gpt2(0, true, true, 128, 100), 3, 17}};  // no GELU epilogue
 }
 
 TEST(CudaModel, loss_and_every_gradient_match_the_cpu_backend) {
@@ -140,13 +141,16 @@ TEST(CudaModel, compute_copy_is_the_same_for_the_same_rounding_seed) {
 
 TEST(CudaModel, shapes_it_does_not_run_are_refused_by_name) {
   LLMDION_REQUIRE_GPU();
-  GptShape s = small_gpt2(0, true, true, 64, 256);
-  s.norm = NormKind::kRmsNorm;
-  try {
-    make_model(Device::kCuda, s, 1, 8);
-    FAIL() << "rmsnorm accepted";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("rmsnorm"), std::string::npos) << e.what();
+  GptShape rms = small_gpt2(0, true, true, 128, 512), small_heads = rms;
+  rms.norm = NormKind::kRmsNorm;
+  small_heads.d_model = 64;  // head size 16
+  for (const auto& [shape, named] : {std::pair{rms, "rmsnorm"}, std::pair{small_heads, "not 16"}}) {
+    try {
+      make_model(Device::kCuda, shape, 1, 8);
+      ADD_FAILURE() << named << " accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(named), std::string::npos) << e.what();
+    }
   }
 }
 

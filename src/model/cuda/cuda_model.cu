@@ -84,7 +84,7 @@ class CudaModel final : public Model {
   GptShape shape_;
   GptLayout layout_;
   int64_t B_, T_;
-  bool gelu_epilogue_;  // cuBLASLt's GELU epilogues need H % 8 == 0
+  bool gelu_epilogue_;  // cuBLASLt's GELU epilogues need H % 8 == 0 (and with it, aligned tensors)
   cuda::Matmul matmul_;
   Arena arena_;
   std::string memory_plan_;
@@ -124,10 +124,14 @@ void check_supported(const GptShape& s) {
   if (!missing.empty())
     throw std::invalid_argument("run.device cuda runs GPT-2's block (layernorm, learned positions, gelu) so far; " +
                                 missing + " runs on run.device: cpu");
+  const int hs = s.head_size();
+  if (hs != 32 && hs != 64 && hs != 128)
+    throw std::invalid_argument("run.device cuda's attention takes a head size (d_model / n_head) of 32, 64 or 128, not " +
+                                std::to_string(hs));
 }
 
 CudaModel::CudaModel(const GptShape& shape, int64_t B, int64_t T)
-    : shape_(shape), layout_(gpt_layout(shape)), B_(B), T_(T), gelu_epilogue_(shape.mlp_hidden % 8 == 0) {
+    : shape_(shape), layout_(gpt_layout(shape)), B_(B), T_(T), gelu_epilogue_(shape.mlp_hidden % 8 == 0 && shape.d_model % 8 == 0) {
   check_supported(shape);
   if (T > shape.seq_len)
     throw std::invalid_argument("sequence length " + std::to_string(T) + " exceeds the model's " +

@@ -1,6 +1,8 @@
 #include "model/cuda/matmul.h"
 
+#include <cstdint>
 #include <string>
+#include <utility>
 
 #include "core/cuda/check.h"
 
@@ -24,6 +26,14 @@ struct LtProduct {
   const void* bias = nullptr;
   void* aux = nullptr;  // GELU's pre-activation, ld m
 };
+
+// The largest power of two (up to 256) dividing the address: the alignment cuBLASLt may assume.
+uint32_t alignment_of(const void* p) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(p);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
 
 void run_product(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes, const LtProduct& p,
                  cudaStream_t stream) {
@@ -60,6 +70,14 @@ void run_product(cublasLtHandle_t handle, void* workspace, size_t workspace_byte
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                     &workspace_bytes, sizeof(workspace_bytes)));
+  // Activations of odd widths sit at any even address: only algorithms that take them.
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, const void*> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, p.a}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, p.b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, p.d}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, p.d}};
+  for (const auto& [attribute, pointer] : alignments) {
+    const uint32_t alignment = alignment_of(pointer);
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment, sizeof(alignment)));
+  }
   cublasLtMatmulHeuristicResult_t heuristic;
   int found = 0;
   CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, desc, layout_a, layout_b, layout_d, layout_d, preference, 1,
@@ -76,6 +94,12 @@ void run_product(cublasLtHandle_t handle, void* workspace, size_t workspace_byte
   CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(layout_b));
   CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(layout_d));
   CUBLAS_CHECK(cublasLtMatmulDescDestroy(desc));
+}
+
+// out[n, j] += bias[j]: the bias epilogue's work where the bias is not 16-byte aligned.
+__global__ void add_bias_kernel(bf16* out, const bf16* bias, int N, int OC) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < int64_t(N) * OC) out[i] = __float2bfloat16(__bfloat162float(out[i]) + __bfloat162float(bias[i % OC]));
 }
 
 }  // namespace
@@ -95,14 +119,23 @@ void Matmul::forward(bf16* out, bf16* pre_gelu, const bf16* inp, const bf16* wei
   if (pre_gelu && OC % 8 != 0)
     throw std::invalid_argument("the GELU epilogue needs a width divisible by 8, not " + std::to_string(OC));
   LtProduct p{true, false, OC, N, C, weight, C, inp, C, out, OC, CUDA_R_16BF, 0.0f};
+  // The epilogue reads the bias 16 bytes at a time (tensors of odd widths shift those after them).
+  const bool bias_epilogue = bias && alignment_of(bias) >= 16;
+  if (bias && !bias_epilogue && pre_gelu)
+    throw std::invalid_argument("the GELU epilogue needs a 16-byte aligned bias");
   if (pre_gelu) {
     p.epilogue = bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
     p.aux = pre_gelu;
-  } else if (bias) {
+  } else if (bias_epilogue) {
     p.epilogue = CUBLASLT_EPILOGUE_BIAS;
   }
-  p.bias = bias;
+  if (bias_epilogue) p.bias = bias;
   run_product(handle_, workspace_, workspace_bytes_, p, stream);
+  if (bias && !bias_epilogue) {
+    const int64_t n = int64_t(N) * OC;
+    add_bias_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(out, bias, N, OC);
+    CUDA_CHECK_LAUNCH();
+  }
 }
 
 void Matmul::backward_input(bf16* dinp, const bf16* dout, const bf16* weight, const bf16* pre_gelu, int N, int C,
