@@ -176,6 +176,23 @@ __device__ void load_tile(bf16* tile, const bf16* head, int t0, int T, int64_t l
 // rows g + 8), rounded to bf16 and written to rows t0 .. t0 + 16 (those below T)
 // of a head's slice (row stride ld), through `staging`, 16 rows of shared
 // memory that only this warp reads.
+// Double buffering of the streamed key and value tiles: starts copying tile
+// j + 1 into the other buffer (when there is one), then waits for tile j.
+template <int kHs>
+__device__ void next_key_value_tiles(bf16* k_tiles, bf16* v_tiles, const bf16* k, const bf16* v, int j, int tiles,
+                                     int T, int64_t W) {
+  constexpr int kStride = kHs + kPad;
+  if (j + 1 < tiles) {
+    load_tile<kHs, kTile>(k_tiles + ((j + 1) % 2) * kTile * kStride, k, (j + 1) * kTile, T, W);
+    load_tile<kHs, kTile>(v_tiles + ((j + 1) % 2) * kTile * kStride, v, (j + 1) * kTile, T, W);
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
+  __syncthreads();
+}
+
 template <int kHs>
 __device__ void store_rows(bf16* head, int64_t ld, int t0, int T, const float (&c)[kHs / 8][4], float scale_low,
                            float scale_high, bf16* staging) {
@@ -239,15 +256,7 @@ __global__ void __launch_bounds__(kThreads)
   float row_sum[2] = {0.0f, 0.0f};            // l, this lane's columns only until the end
   const int key_tiles = q_block + 1;          // keys j <= i < q0 + kTile
   for (int j = 0; j < key_tiles; j++) {
-    if (j + 1 < key_tiles) {
-      load_tile<kHs, kTile>(k_tiles + ((j + 1) % 2) * kTile * kStride, k, (j + 1) * kTile, T, W);
-      load_tile<kHs, kTile>(v_tiles + ((j + 1) % 2) * kTile * kStride, v, (j + 1) * kTile, T, W);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    next_key_value_tiles<kHs>(k_tiles, v_tiles, k, v, j, key_tiles, T, W);
     const bf16* k_tile = k_tiles + (j % 2) * kTile * kStride;
     const bf16* v_tile = v_tiles + (j % 2) * kTile * kStride;
 
@@ -451,15 +460,7 @@ __global__ void __launch_bounds__(kThreads)
   float dq[kHs / 8][4] = {};
   const int key_tiles = q_block + 1;
   for (int j = 0; j < key_tiles; j++) {
-    if (j + 1 < key_tiles) {
-      load_tile<kHs, kTile>(k_tiles + ((j + 1) % 2) * kTile * kStride, k, (j + 1) * kTile, T, W);
-      load_tile<kHs, kTile>(v_tiles + ((j + 1) % 2) * kTile * kStride, v, (j + 1) * kTile, T, W);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    next_key_value_tiles<kHs>(k_tiles, v_tiles, k, v, j, key_tiles, T, W);
     const bf16* k_tile = k_tiles + (j % 2) * kTile * kStride;
     const bf16* v_tile = v_tiles + (j % 2) * kTile * kStride;
 
