@@ -63,11 +63,13 @@ class MatrixOps {
   // Cholesky-QR twice (p R^-1 with P^T P = R^T R). False when P^T P is not
   // numerically positive definite; p is then undefined. gram: r x r workspace.
   virtual bool cholesky_qr(int64_t m, int64_t r, float* p, float* gram) = 0;
-  // The same by Householder QR: always succeeds (the fallback).
+  // The same by Householder QR: always succeeds (the fallback). Q's columns
+  // are signed so that R = Q^T P has a non-negative diagonal: for P of full
+  // rank, the Q that Cholesky-QR gives too.
   virtual void householder_qr(int64_t m, int64_t r, float* p) = 0;
 };
 
-// The ops of a backend: "cpu" (the only one built so far).
+// The ops of a backend: "cpu" or "cuda" (run.device; "auto" resolves as resolve_device does).
 std::unique_ptr<MatrixOps> make_matrix_ops(const std::string& device);
 
 }  // namespace llmdion

@@ -138,6 +138,11 @@ TEST_F(MatrixOpsTest, both_qr_paths_give_an_orthonormal_basis_of_the_same_column
     }
     EXPECT_LT(std::sqrt(residual / norm), 1e-5);
   }
+  // Householder QR signs Q so that R has a non-negative diagonal: the very Q of Cholesky-QR.
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < p.size(); i++)
+    diff += double(householder[i] - cholesky[i]) * (householder[i] - cholesky[i]), norm += double(cholesky[i]) * cholesky[i];
+  EXPECT_LT(std::sqrt(diff / norm), 1e-5);
   // Two equal columns: P^T P is singular, Cholesky-QR declines.
   std::vector<float> singular = p;
   for (int64_t t = 0; t < m; t++) singular[t * r + 1] = singular[t * r + 0];

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "optim/matrix_ops.h"
+#include "optim/cpu/matrix_ops.h"
 
 extern "C" {
 void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
@@ -196,12 +196,18 @@ class CpuMatrixOps final : public MatrixOps {
     std::vector<float> work(static_cast<size_t>(lwork));
     sgeqrf_(&mm, &rr, a.data(), &mm, tau.data(), work.data(), &lwork, &info);
     if (info != 0) throw std::runtime_error("Householder QR (sgeqrf) failed with info " + std::to_string(info));
+    // The signs of R's diagonal, before sorgqr overwrites it: Q D with D = sign(diag R)
+    // is the Q of the factorization whose R has a non-negative diagonal.
+    std::vector<float> signs(static_cast<size_t>(r));
+    for (int64_t j = 0; j < r; j++) signs[j] = a[j * m + j] < 0.0f ? -1.0f : 1.0f;
     lwork = -1;
     sorgqr_(&mm, &rr, &rr, a.data(), &mm, tau.data(), &query, &lwork, &info);
     lwork = std::max(1, int(query));
     work.resize(size_t(lwork));
     sorgqr_(&mm, &rr, &rr, a.data(), &mm, tau.data(), work.data(), &lwork, &info);
     if (info != 0) throw std::runtime_error("Householder QR (sorgqr) failed with info " + std::to_string(info));
+    for (int64_t j = 0; j < r; j++)
+      for (int64_t i = 0; i < m; i++) a[j * m + i] *= signs[j];
     transpose(r, m, a.data(), p);
   }
 
@@ -211,10 +217,6 @@ class CpuMatrixOps final : public MatrixOps {
 
 }  // namespace
 
-std::unique_ptr<MatrixOps> make_matrix_ops(const std::string& device) {
-  if (device == "cpu") return std::make_unique<CpuMatrixOps>();
-  throw std::runtime_error("the matrix optimizers (Muon, Dion, Dion2) have no " + device +
-                           " implementation in this version: use run.device: cpu, or optim.matrix: adamw on " + device);
-}
+std::unique_ptr<MatrixOps> make_cpu_matrix_ops() { return std::make_unique<CpuMatrixOps>(); }
 
 }  // namespace llmdion

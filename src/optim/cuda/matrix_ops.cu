@@ -1,0 +1,390 @@
+// The matrix optimizers' operations on the GPU, fp32 throughout: the CPU ops
+// (optim/cpu/matrix_ops.cpp) over device memory, equal to them to fp32
+// rounding, everything on the default stream, where the CUDA model and AdamW run.
+//
+//   gemm, transpose, triangular solve   cuBLAS in pedantic math: real fp32, never TF32 or
+//                                       bf16x9 emulation, no atomics
+//   Cholesky, Householder QR            cuSOLVER potrf; geqrf + orgqr, in deterministic mode
+//   element-wise updates                one thread per element, each product and sum rounded
+//                                       where the CPU loop rounds it (__fmul_rn, __fadd_rn: no
+//                                       fused multiply-adds), so they equal the x86-64 build's
+//                                       bit for bit (and Dion2 selects the same slices)
+//   row and column reductions           fp64 sums in a fixed order (a block per row; a 32 x 32
+//                                       tile per 32 columns), no atomics: the same bits every run
+//
+// Row-major matrices are column-major to cuBLAS as their transposes, so C = op(A) op(B)
+// is computed as C^T = op(B)^T op(A)^T. Slice indices arrive as host spans and go up
+// into an index buffer owned here; it and every workspace grow only when a larger
+// request arrives, so steady-state steps allocate nothing.
+#include "optim/cuda/matrix_ops.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/cuda/check.h"
+#include "core/device.h"
+#include "model/cuda/block_reduce.cuh"
+#include "model/cuda/kernels.h"
+
+namespace llmdion {
+namespace {
+
+constexpr cudaStream_t kStream = nullptr;  // the default stream
+constexpr int kThreads = 256;              // element-wise kernels and row reductions
+constexpr int kTile = 32;                  // column reductions: kTile columns x kTile row lanes a block
+
+// Blocks for element-wise kernels over n elements; past the cap, threads stride the grid.
+unsigned blocks_for(int64_t n) { return unsigned(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, 1 << 16)); }
+
+__device__ int64_t thread_index() { return int64_t(blockIdx.x) * blockDim.x + threadIdx.x; }
+__device__ int64_t thread_count() { return int64_t(gridDim.x) * blockDim.x; }
+
+// ---- element-wise --------------------------------------------------------------------------
+
+// y = a x (b = 0: y is not read, as on the CPU) or y = a x + b y.
+__global__ void axpby_kernel(int64_t n, float a, const float* x, float b, float* y) {
+  for (int64_t i = thread_index(); i < n; i += thread_count())
+    y[i] = b == 0.0f ? __fmul_rn(a, x[i]) : __fadd_rn(__fmul_rn(a, x[i]), __fmul_rn(b, y[i]));
+}
+
+// ---- selected slices -----------------------------------------------------------------------
+// Element e of the k-slice submatrix (kRows: k x cols, kCols: rows x k, row-major) lies at
+// this index of the rows x cols matrix.
+__device__ int64_t slice_element(bool by_rows, int64_t e, int64_t cols, int64_t k, const int64_t* selected) {
+  return by_rows ? selected[e / cols] * cols + e % cols : (e / k) * cols + selected[e % k];
+}
+
+__global__ void gather_slices_kernel(bool by_rows, int64_t count, int64_t cols, int64_t k, const float* m,
+                                     const int64_t* selected, float* out) {
+  for (int64_t e = thread_index(); e < count; e += thread_count())
+    out[e] = m[slice_element(by_rows, e, cols, k, selected)];
+}
+
+__global__ void scale_slices_kernel(bool by_rows, int64_t count, int64_t cols, int64_t k, float* m,
+                                    const int64_t* selected, float factor) {
+  for (int64_t e = thread_index(); e < count; e += thread_count())
+    m[slice_element(by_rows, e, cols, k, selected)] *= factor;
+}
+
+__global__ void add_to_slices_kernel(bool by_rows, int64_t count, int64_t cols, int64_t k, float* w,
+                                     const int64_t* selected, float alpha, const float* update) {
+  for (int64_t e = thread_index(); e < count; e += thread_count()) {
+    float& x = w[slice_element(by_rows, e, cols, k, selected)];
+    x = __fadd_rn(x, __fmul_rn(alpha, update[e]));
+  }
+}
+
+// ---- row reductions: a block per row, thread t summing columns t, t + 256, ... ----------------
+
+__global__ void __launch_bounds__(kThreads) row_l1_norms_kernel(int64_t cols, const float* m, float* norms) {
+  __shared__ double warp_sums[32];
+  const float* row = m + int64_t(blockIdx.x) * cols;
+  double sum = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += kThreads) sum += fabs(double(row[j]));
+  sum = cuda::block_sum(sum, warp_sums);
+  if (threadIdx.x == 0) norms[blockIdx.x] = float(sum);
+}
+
+// NorMuon: v[n] = beta2 v[n] + (1 - beta2) mean_j u_ij^2 for row i's neuron n; u_ij /= sqrt(v[n]) + eps.
+__global__ void __launch_bounds__(kThreads) normalize_rows_kernel(int64_t cols, float* u, const int64_t* row_of,
+                                                                  float* v, float beta2, float eps) {
+  __shared__ double warp_sums[32];
+  float* row = u + int64_t(blockIdx.x) * cols;
+  float& second_moment = v[row_of ? row_of[blockIdx.x] : blockIdx.x];
+  const float previous = second_moment;  // every thread reads it before thread 0 writes (block_sum syncs)
+  double sum = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += kThreads) sum += double(row[j]) * double(row[j]);
+  sum = cuda::block_sum(sum, warp_sums);
+  const float updated = __fadd_rn(__fmul_rn(beta2, previous), __fmul_rn(1.0f - beta2, float(sum / double(cols))));
+  if (threadIdx.x == 0) second_moment = updated;
+  const float factor = __fdiv_rn(1.0f, __fadd_rn(__fsqrt_rn(updated), eps));
+  for (int64_t j = threadIdx.x; j < cols; j += kThreads) row[j] *= factor;
+}
+
+// ---- column reductions: block b takes columns 32b .. 32b + 31 ---------------------------------
+// sum_i term(x_ij) in fp64 for this thread's column j: thread (j, lane) sums rows lane,
+// lane + 32, ..., then each column's 32 lane sums are added in lane order. Every thread of the
+// column returns the total. The block's only synchronization: call it before writing x.
+template <typename Term>
+__device__ double column_sum(int64_t rows, int64_t cols, const float* x, Term term) {
+  __shared__ double lane_sums[kTile][kTile + 1];
+  const int64_t j = int64_t(blockIdx.x) * kTile + threadIdx.x;
+  double sum = 0;
+  if (j < cols)
+    for (int64_t i = threadIdx.y; i < rows; i += kTile) sum += term(x[i * cols + j]);
+  lane_sums[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  double total = 0;
+  for (int lane = 0; lane < kTile; lane++) total += lane_sums[lane][threadIdx.x];
+  return total;
+}
+
+__global__ void __launch_bounds__(kTile * kTile) column_l1_norms_kernel(int64_t rows, int64_t cols, const float* m,
+                                                                        float* norms) {
+  const double sum = column_sum(rows, cols, m, [](float v) { return fabs(double(v)); });
+  const int64_t j = int64_t(blockIdx.x) * kTile + threadIdx.x;
+  if (threadIdx.y == 0 && j < cols) norms[j] = float(sum);
+}
+
+// x_ij /= ||x_:j|| + eps
+__global__ void __launch_bounds__(kTile * kTile) normalize_columns_kernel(int64_t rows, int64_t cols, float* x,
+                                                                          float eps) {
+  const double sum = column_sum(rows, cols, x, [](float v) { return double(v) * double(v); });
+  const int64_t j = int64_t(blockIdx.x) * kTile + threadIdx.x;
+  if (j >= cols) return;
+  const float factor = __fdiv_rn(1.0f, __fadd_rn(float(sqrt(sum)), eps));
+  for (int64_t i = threadIdx.y; i < rows; i += kTile) x[i * cols + j] *= factor;
+}
+
+// ---- QR ------------------------------------------------------------------------------------
+
+// far[0] = 1 when some |gram_ii - 1| >= 0.5 (or is NaN), else 0: Cholesky-QR's first pass left
+// P far from orthonormal. One block.
+__global__ void check_near_identity_diagonal_kernel(int64_t r, const float* gram, int* far) {
+  int bad = 0;
+  for (int64_t i = threadIdx.x; i < r; i += blockDim.x) bad |= !(fabsf(gram[i * r + i] - 1.0f) < 0.5f);
+  bad = __syncthreads_or(bad);
+  if (threadIdx.x == 0) far[0] = bad;
+}
+
+// signs[j] = -1 where R_jj < 0, else 1; a: geqrf's m x r column-major output, R in its upper triangle.
+__global__ void diagonal_signs_kernel(int64_t m, int64_t r, const float* a, float* signs) {
+  for (int64_t j = thread_index(); j < r; j += thread_count()) signs[j] = a[j * m + j] < 0.0f ? -1.0f : 1.0f;
+}
+
+// q (m x r column-major) *= diag(signs): column j negated where R_jj < 0, so D R has a non-negative diagonal.
+__global__ void sign_columns_kernel(int64_t m, int64_t r, float* q, const float* signs) {
+  for (int64_t e = thread_index(); e < m * r; e += thread_count()) q[e] *= signs[e / m];
+}
+
+// ---- the ops -------------------------------------------------------------------------------
+
+// A device array that grows to the largest count asked of it; contents are not kept.
+template <typename T>
+class Workspace {
+ public:
+  Workspace() = default;
+  ~Workspace() { cudaFree(data_); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  T* reserve(int64_t count) {
+    if (count > capacity_) {
+      CUDA_CHECK(cudaFree(data_));  // waits for the kernels that may still read it
+      data_ = nullptr, capacity_ = 0;
+      CUDA_CHECK(cudaMalloc(&data_, size_t(count) * sizeof(T)));
+      capacity_ = count;
+    }
+    return data_;
+  }
+
+ private:
+  T* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+class CudaMatrixOps final : public MatrixOps {
+ public:
+  CudaMatrixOps() {
+    CUBLAS_CHECK(cublasCreate(&blas_));
+    CUBLAS_CHECK(cublasSetStream(blas_, kStream));
+    CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH));
+    CUBLAS_CHECK(cublasSetAtomicsMode(blas_, CUBLAS_ATOMICS_NOT_ALLOWED));
+    CUSOLVER_CHECK(cusolverDnCreate(&solver_));
+    CUSOLVER_CHECK(cusolverDnSetStream(solver_, kStream));
+    CUSOLVER_CHECK(cusolverDnSetDeterministicMode(solver_, CUSOLVER_DETERMINISTIC_RESULTS));
+  }
+  ~CudaMatrixOps() override {
+    cusolverDnDestroy(solver_);
+    cublasDestroy(blas_);
+  }
+  CudaMatrixOps(const CudaMatrixOps&) = delete;
+  CudaMatrixOps& operator=(const CudaMatrixOps&) = delete;
+
+  float* allocate(int64_t n) override { return buffers_.emplace_back(Device::kCuda, size_t(n)).data(); }
+  void copy_from_host(std::span<const float> from, float* to) override {
+    llmdion::copy_from_host(Device::kCuda, from, to);
+  }
+  void copy_to_host(const float* from, std::span<float> to) override { llmdion::copy_to_host(Device::kCuda, from, to); }
+
+  // Row-major C (m x n, ld n) is column-major C^T = alpha op(B)^T op(A)^T + beta C^T. Row-major
+  // A is column-major A^T (ld = its row length: k, or m when transposed), so op(A)^T is A^T as
+  // stored (N) without transpose_a and the stored matrix transposed (T) with it; B likewise.
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b, float beta,
+            float* c) override {
+    if (m == 0 || n == 0) return;
+    if (k == 0) {  // C = beta C, as on the CPU
+      if (beta == 0.0f) CUDA_CHECK(cudaMemsetAsync(c, 0, size_t(m * n) * sizeof(float), kStream));
+      else scale(m * n, beta, c);
+      return;
+    }
+    // beta = 0: cuBLAS does not read C, so whatever it held (NaN included) is overwritten.
+    CUBLAS_CHECK(cublasSgemm(blas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m),
+                             int(k), &alpha, b, int(tb ? k : n), a, int(ta ? m : k), &beta, c, int(n)));
+  }
+
+  void axpby(int64_t n, float a, const float* x, float b, float* y) override {
+    if (n == 0) return;
+    axpby_kernel<<<blocks_for(n), kThreads, 0, kStream>>>(n, a, x, b, y);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void scale(int64_t n, float factor, float* x) override { cuda::scale_in_place(x, factor, n, kStream); }
+
+  void copy(int64_t n, const float* from, float* to) override {
+    CUDA_CHECK(cudaMemcpyAsync(to, from, size_t(n) * sizeof(float), cudaMemcpyDeviceToDevice, kStream));
+  }
+
+  // Column-major, `from` is cols x rows (ld cols) and `to` rows x cols (ld rows): to = from^T.
+  // (geam's second operand is `from` again, scaled by 0.)
+  void transpose(int64_t rows, int64_t cols, const float* from, float* to) override {
+    if (rows == 0 || cols == 0) return;
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasSgeam(blas_, CUBLAS_OP_T, CUBLAS_OP_T, int(rows), int(cols), &one, from, int(cols), &zero, from,
+                             int(cols), to, int(rows)));
+  }
+
+  double sum_squares(int64_t n, const float* x) override {
+    double* sums = sum_squares_.reserve(1 + cuda::sum_squares_partials(n));  // [total | partials]
+    cuda::sum_squares(sums, sums + 1, x, n, kStream);
+    double total = 0;
+    CUDA_CHECK(cudaMemcpy(&total, sums, sizeof(double), cudaMemcpyDeviceToHost));
+    return total;
+  }
+
+  void slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* m, std::span<float> norms) override {
+    const int64_t count = dim == SliceDim::kRows ? rows : cols;
+    if (count == 0) return;
+    float* device_norms = slice_norms_.reserve(count);
+    if (dim == SliceDim::kRows) {
+      row_l1_norms_kernel<<<unsigned(rows), kThreads, 0, kStream>>>(cols, m, device_norms);
+    } else {
+      column_l1_norms_kernel<<<unsigned((cols + kTile - 1) / kTile), dim3(kTile, kTile), 0, kStream>>>(
+          rows, cols, m, device_norms);
+    }
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaMemcpy(norms.data(), device_norms, size_t(count) * sizeof(float), cudaMemcpyDeviceToHost));
+  }
+
+  void gather_slices(SliceDim dim, int64_t rows, int64_t cols, const float* m, std::span<const int64_t> selected,
+                     float* out) override {
+    const int64_t k = int64_t(selected.size()), count = (dim == SliceDim::kRows ? cols : rows) * k;
+    if (count == 0) return;
+    gather_slices_kernel<<<blocks_for(count), kThreads, 0, kStream>>>(dim == SliceDim::kRows, count, cols, k, m,
+                                                                      upload(selected), out);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void scale_slices(SliceDim dim, int64_t rows, int64_t cols, float* m, std::span<const int64_t> selected,
+                    float factor) override {
+    const int64_t k = int64_t(selected.size()), count = (dim == SliceDim::kRows ? cols : rows) * k;
+    if (count == 0) return;
+    scale_slices_kernel<<<blocks_for(count), kThreads, 0, kStream>>>(dim == SliceDim::kRows, count, cols, k, m,
+                                                                     upload(selected), factor);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void add_to_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected, float alpha,
+                     const float* update) override {
+    const int64_t k = int64_t(selected.size()), count = (dim == SliceDim::kRows ? cols : rows) * k;
+    if (count == 0) return;
+    add_to_slices_kernel<<<blocks_for(count), kThreads, 0, kStream>>>(dim == SliceDim::kRows, count, cols, k, w,
+                                                                       upload(selected), alpha, update);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void normalize_rows(int64_t rows, int64_t cols, float* u, std::span<const int64_t> row_of, float* v, float beta2,
+                      float eps) override {
+    if (rows == 0) return;
+    const int64_t* device_row_of = row_of.empty() ? nullptr : upload(row_of);
+    normalize_rows_kernel<<<unsigned(rows), kThreads, 0, kStream>>>(cols, u, device_row_of, v, beta2, eps);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void normalize_columns(int64_t rows, int64_t cols, float* x, float eps) override {
+    if (cols == 0) return;
+    normalize_columns_kernel<<<unsigned((cols + kTile - 1) / kTile), dim3(kTile, kTile), 0, kStream>>>(rows, cols, x,
+                                                                                                       eps);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  // As on the CPU: gram = P^T P (row-major, r x r) is, column-major, the same symmetric
+  // matrix; potrf's upper factor U (gram = U^T U) is, row-major, the lower L = U^T; and
+  // P <- P L^-T, column-major P^T <- U^-T P^T, is one triangular solve from the left.
+  // The checks (both factorizations, the second pass's diagonal) come back in one copy.
+  bool cholesky_qr(int64_t m, int64_t r, float* p, float* gram) override {
+    int lwork = 0;
+    CUSOLVER_CHECK(cusolverDnSpotrf_bufferSize(solver_, CUBLAS_FILL_MODE_UPPER, int(r), gram, int(r), &lwork));
+    float* work = solver_work_.reserve(lwork);
+    int* status = status_.reserve(3);  // [potrf info of pass 0, of pass 1, pass 1's gram far from I]
+    const float one = 1.0f;
+    for (int pass = 0; pass < 2; pass++) {
+      gemm(true, false, r, r, m, 1.0f, p, p, 0.0f, gram);
+      // After the first pass P^T P should be close to I; far from it, P was too
+      // ill-conditioned for fp32 Cholesky-QR.
+      if (pass == 1) {
+        check_near_identity_diagonal_kernel<<<1, kThreads, 0, kStream>>>(r, gram, status + 2);
+        CUDA_CHECK_LAUNCH();
+      }
+      CUSOLVER_CHECK(
+          cusolverDnSpotrf(solver_, CUBLAS_FILL_MODE_UPPER, int(r), gram, int(r), work, lwork, status + pass));
+      CUBLAS_CHECK(cublasStrsm(blas_, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, CUBLAS_DIAG_NON_UNIT,
+                               int(r), int(m), &one, gram, int(r), p, int(r)));
+    }
+    int host_status[3];
+    CUDA_CHECK(cudaMemcpy(host_status, status, sizeof(host_status), cudaMemcpyDeviceToHost));
+    return host_status[0] == 0 && host_status[1] == 0 && host_status[2] == 0;
+  }
+
+  // cuSOLVER is column-major: factor P copied into column order (a), then Q = a, its columns
+  // signed so that R has a non-negative diagonal (as on the CPU), copied back into row order.
+  void householder_qr(int64_t m, int64_t r, float* p) override {
+    float* a = householder_.reserve(m * r);
+    float* tau = householder_tau_.reserve(2 * r);
+    float* signs = tau + r;
+    int* status = status_.reserve(2);  // [geqrf info, orgqr info]
+    transpose(m, r, p, a);
+    int geqrf_work = 0, orgqr_work = 0;
+    CUSOLVER_CHECK(cusolverDnSgeqrf_bufferSize(solver_, int(m), int(r), a, int(m), &geqrf_work));
+    CUSOLVER_CHECK(cusolverDnSorgqr_bufferSize(solver_, int(m), int(r), int(r), a, int(m), tau, &orgqr_work));
+    const int lwork = std::max(geqrf_work, orgqr_work);
+    float* work = solver_work_.reserve(lwork);
+    CUSOLVER_CHECK(cusolverDnSgeqrf(solver_, int(m), int(r), a, int(m), tau, work, lwork, status));
+    diagonal_signs_kernel<<<blocks_for(r), kThreads, 0, kStream>>>(m, r, a, signs);
+    CUDA_CHECK_LAUNCH();
+    CUSOLVER_CHECK(cusolverDnSorgqr(solver_, int(m), int(r), int(r), a, int(m), tau, work, lwork, status + 1));
+    sign_columns_kernel<<<blocks_for(m * r), kThreads, 0, kStream>>>(m, r, a, signs);
+    CUDA_CHECK_LAUNCH();
+    transpose(r, m, a, p);
+    int host_status[2];
+    CUDA_CHECK(cudaMemcpy(host_status, status, sizeof(host_status), cudaMemcpyDeviceToHost));
+    if (host_status[0] != 0)
+      throw std::runtime_error("Householder QR (cusolverDnSgeqrf) failed with info " + std::to_string(host_status[0]));
+    if (host_status[1] != 0)
+      throw std::runtime_error("Householder QR (cusolverDnSorgqr) failed with info " + std::to_string(host_status[1]));
+  }
+
+ private:
+  // The selection in device memory, for the kernels queued after this call (the copy is
+  // ordered on the stream after the kernels that read the previous selection).
+  const int64_t* upload(std::span<const int64_t> indices) {
+    int64_t* device = indices_.reserve(int64_t(indices.size()));
+    CUDA_CHECK(cudaMemcpyAsync(device, indices.data(), indices.size_bytes(), cudaMemcpyHostToDevice, kStream));
+    return device;
+  }
+
+  cublasHandle_t blas_ = nullptr;
+  cusolverDnHandle_t solver_ = nullptr;
+  std::vector<DeviceBuffer> buffers_;  // allocate()'s
+  Workspace<int64_t> indices_;
+  Workspace<float> slice_norms_, solver_work_, householder_, householder_tau_;
+  Workspace<double> sum_squares_;
+  Workspace<int> status_;
+};
+
+}  // namespace
+
+std::unique_ptr<MatrixOps> make_cuda_matrix_ops() { return std::make_unique<CudaMatrixOps>(); }
+
+}  // namespace llmdion
