@@ -2,7 +2,9 @@
 //   1. GPT-2 124M training steps (forward, backward, AdamW, bf16 rounding) at
 //      T 1024: tokens/s and MFU, beside llm.c's published 8xH100 run
 //      (524288 tokens in 140 ms over 8 GPUs: ~468K tokens/s per H100).
-//   2. Causal attention, flash kernels vs the batched-GEMM reference path.
+//   2. The optimizer step over GPT-2 124M's parameters: AdamW, Muon, Dion,
+//      Dion2 at alpha 0.5 / 0.25 / 0.125 (fp32 MatrixOps on cuBLAS).
+//   3. Causal attention, flash kernels vs the batched-GEMM reference path.
 //   bench_gpu [micro_batch] [steps]
 // MFU counts 6 N + 12 L C T FLOPs per token (PaLM's count, as llm.c reports
 // it) against the H100 SXM's 989 TFLOP/s dense bf16.
@@ -11,10 +13,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "core/cuda/check.h"
+#include "core/device.h"
 #include "core/rng.h"
 #include "model/cuda/kernels.h"
 #include "model/model.h"
@@ -49,10 +53,15 @@ double time_ms(Fn&& fn) {
   return ms;
 }
 
-void bench_training(int64_t B, int steps) {
+GptShape gpt2_124m() {
   GptShape s;
   s.n_layer = 12, s.n_head = 12, s.d_model = 768, s.seq_len = 1024, s.vocab_size = 50257;
   s.padded_vocab = padded_vocab_size(s.vocab_size), s.mlp_hidden = 3072;
+  return s;
+}
+
+void bench_training(int64_t B, int steps) {
+  const GptShape s = gpt2_124m();
   const int64_t T = 1024;
   std::unique_ptr<Model> model = make_model(Device::kCuda, s, B, T);
   std::printf("memory: %s\n\n", model->describe_memory().c_str());
@@ -93,6 +102,44 @@ void bench_training(int64_t B, int steps) {
               static_cast<long long>(B), static_cast<long long>(T), median(fwd), median(bwd), median(opt), step_ms,
               tokens_per_s, 100.0 * flops_per_token * tokens_per_s / kPeakBf16Flops,
               tokens_per_s / kLlmcTokensPerSecond);
+}
+
+void bench_optimizers(int steps) {
+  const GptShape s = gpt2_124m();
+  const GptLayout layout = gpt_layout(s);
+  DeviceBuffer params(Device::kCuda, size_t(layout.num_params)), grads(Device::kCuda, size_t(layout.num_params));
+  std::vector<float> host(size_t(layout.num_params));
+  gpt_init(s, layout, 1, host);
+  copy_from_host(Device::kCuda, host, params.data());
+  SplitMix64 rng{3};
+  for (float& g : host) g = float(double(rng.next() >> 11) / 9007199254740992.0 - 0.5) * 1e-3f;
+  copy_from_host(Device::kCuda, host, grads.data());
+  struct Variant {
+    const char* name;
+    const char* matrix;
+    double alpha;
+  };
+  const Variant variants[] = {{"AdamW", "adamw", 0}, {"Muon", "muon", 0}, {"Dion (rank 1/4)", "dion", 0},
+                              {"Dion2 alpha 0.5", "dion2", 0.5}, {"Dion2 alpha 0.25", "dion2", 0.25},
+                              {"Dion2 alpha 0.125", "dion2", 0.125}};
+  std::printf("| optimizer over GPT-2 124M | step ms | vs Muon |\n|---|---|---|\n");
+  double muon_ms = 0;
+  for (const Variant& v : variants) {
+    Config config;
+    config.run.device = "cuda", config.optim.matrix = v.matrix;
+    if (v.alpha > 0) config.optim.alpha = v.alpha;
+    std::unique_ptr<Optimizer> optimizer = make_optimizer(config, layout);
+    std::vector<double> ms;
+    for (int step = 0; step < steps + 2; step++) {
+      const double t = time_ms([&] { optimizer->step(params.span(), grads.span(), 1.0, step + 1); });
+      if (step >= 2) ms.push_back(t);
+    }
+    const double step_ms = median(ms);
+    if (std::string(v.matrix) == "muon") muon_ms = step_ms;
+    std::printf("| %s | %.2f | %s |\n", v.name, step_ms,
+                muon_ms > 0 ? (std::to_string(step_ms / muon_ms).substr(0, 4) + "x").c_str() : "");
+  }
+  std::printf("\n");
 }
 
 void bench_attention(int B, int T, int NH, int hs, int repeats) {
@@ -151,6 +198,7 @@ int main(int argc, char** argv) {
   const int steps = argc > 2 ? std::atoi(argv[2]) : 10;
   try {
     bench_training(B, steps);
+    bench_optimizers(steps);
     bench_attention(8, 1024, 12, 64, 10);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_gpu: %s\n", e.what());
