@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "gpu/gpu_test_util.h"
+
 namespace llmdion::test {
 
 // Every index where agrees(i) is false counted, the first five shown with both numbers.
@@ -52,6 +54,16 @@ inline double max_abs(const std::vector<float>& v) {
   double m = 0;
   for (float x : v) m = std::max(m, double(std::fabs(x)));
   return m;
+}
+
+// A bf16 output against its fp32 reference: norm-wise within kBf16Tolerance, and
+// element by element within one bf16 step (1/128; rounding costs at most half of
+// one, after fp32 math agreeing to ~1e-6) plus 1e-3 of the largest value, for
+// elements near zero where the fp32 math cancels.
+inline void expect_bf16_output_close(const std::vector<float>& got, const std::vector<float>& want,
+                                     const std::string& what) {
+  EXPECT_LT(relative_error(got, want), kBf16Tolerance) << what;
+  expect_close(got, want, 1.0 / 128, 1e-3 * max_abs(want), what);
 }
 
 }  // namespace llmdion::test

@@ -12,11 +12,6 @@ namespace {
 
 const int64_t kSizes[] = {1, 7, 8, 333 * 13, 333 * 768, (1 << 20) + 3};
 
-void expect_bf16_output_close(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
-  EXPECT_LT(relative_error(got, want), kBf16Tolerance) << what;
-  expect_close(got, want, 1.0 / 128, 1e-3 * max_abs(want), what);
-}
-
 TEST(CudaGelu, forward_matches_cpu) {
   LLMDION_REQUIRE_GPU();
   for (int64_t n : kSizes) {

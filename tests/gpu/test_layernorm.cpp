@@ -16,17 +16,10 @@ namespace {
 const int kRows[] = {1, 7, 64, 333};
 const int kWidths[] = {8, 13, 768, 1600};
 
-// bf16 outputs: half a bf16 step each, after fp32 math that agrees to ~1e-6 of the row's scale.
-constexpr double kBf16Elementwise = 1.0 / 128;
 // fp32 sums of bf16-exact terms, orders differing: ~1e-7 of the largest sum; 1e-5 leaves room.
 constexpr double kFp32Elementwise = 1e-5;
 
 std::string name(int N, int C) { return "N=" + std::to_string(N) + " C=" + std::to_string(C); }
-
-void expect_bf16_output_close(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
-  EXPECT_LT(relative_error(got, want), kBf16Tolerance) << what;
-  expect_close(got, want, kBf16Elementwise, 1e-3 * max_abs(want), what);
-}
 
 void expect_statistics_close(const std::vector<float>& mean, const std::vector<float>& rstd,
                              const std::vector<float>& want_mean, const std::vector<float>& want_rstd,

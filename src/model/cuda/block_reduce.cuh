@@ -15,6 +15,15 @@ __device__ inline Value warp_sum(Value x) {
   return x;
 }
 
+// The sum over each aligned group of `lanes` lanes (a power of two up to 32),
+// returned to every lane of the group: warp_sum on a part of the warp. Every
+// lane of the warp calls it.
+template <typename Value>
+__device__ inline Value lane_group_sum(Value x, int lanes) {
+  for (int offset = lanes / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
 // The sum over the whole block, returned to every thread. blockDim.x is a
 // multiple of 32; `warp_sums` is shared memory for 32 values.
 template <typename Value>

@@ -1,15 +1,17 @@
-// GPT-2 on one GPU (the block of model/gpt.h with LayerNorm, learned
-// positions and GELU), the CPU backend's twin (model/cpu/cpu_gpt.cpp):
+// The GPT family of model/gpt.h on one GPU, the CPU backend's twin
+// (model/cpu/cpu_gpt.cpp), every block option included:
 //   fp32 master weights and gradients (what the optimizers update), a bf16
 //   copy of the weights that every kernel reads, bf16 activations, fp32
 //   statistics, sums and losses.
-// Forward, per layer l (x_l the residual stream, kernels.h and matmul.h):
-//   ln1 = LN(x_l)                          (fused with the previous add, below)
-//   qkv = ln1 Wqkv^T + b;  y = attention(qkv)
-//   mid = x_l + (y Wo^T + b);  ln2 = LN(mid)          one kernel
-//   act = gelu(pre = ln2 Wfc^T + b)                   one cuBLASLt epilogue
-//   x_{l+1} = mid + (act Wproj^T + b);  ln1 of l+1 (or the final LN) = LN(x_{l+1})   one kernel
-// The backward walks the same steps in reverse; each LayerNorm backward adds
+// Forward, per layer l (x_l the residual stream, Norm LayerNorm or RMSNorm,
+// kernels.h and matmul.h):
+//   ln1 = Norm(x_l)                        (fused with the previous add, below)
+//   qkv = ln1 Wqkv^T + b;  RoPE(q, k), then qk-norm, in place;  y = attention(qkv)
+//   mid = x_l + (y Wo^T + b);  ln2 = Norm(mid)        one kernel
+//   act = gelu(fc = ln2 Wfc^T + b)                    one cuBLASLt epilogue (GELU)
+//   act = relu2(fc) or silu(gate) * up                a kernel after the matmul
+//   x_{l+1} = mid + (act Wproj^T + b);  Norm of l+1's ln1 (or the final one)   one kernel
+// The backward walks the same steps in reverse; each norm's backward adds
 // into the residual stream's gradient d_res, which is the residual add's
 // backward. All activation memory is planned at construction and printed;
 // a step allocates nothing.
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "core/cuda/check.h"
+#include "model/cpu/kernels.h"
 #include "model/cuda/kernels.h"
 #include "model/cuda/matmul.h"
 
@@ -84,7 +87,8 @@ class CudaModel final : public Model {
   GptShape shape_;
   GptLayout layout_;
   int64_t B_, T_;
-  bool gelu_epilogue_;  // cuBLASLt's GELU epilogues need H % 8 == 0 (and with it, aligned tensors)
+  bool layernorm_;      // else RMSNorm
+  bool gelu_epilogue_;  // GELU in cuBLASLt's epilogues: needs H % 8 == 0 (and with it, aligned tensors)
   cuda::Matmul matmul_;
   Arena arena_;
   std::string memory_plan_;
@@ -92,9 +96,11 @@ class CudaModel final : public Model {
   float* params_;
   float* grads_;
   bf16* weights_;
-  // Saved activations; per-layer arrays hold n_layer slices. W = q|k|v width.
-  bf16 *residual_, *ln1_, *qkv_, *attn_y_, *mid_, *ln2_, *pre_gelu_, *act_, *lnf_, *logits_;
-  float *ln1_mean_, *ln1_rstd_, *ln2_mean_, *ln2_rstd_, *lnf_mean_, *lnf_rstd_, *lse_, *losses_, *mean_loss_;
+  // Saved activations; per-layer arrays hold n_layer slices. W = q|k|v width,
+  // F = the MLP's first matmul (H, or 2H gate|up for swiglu).
+  bf16 *residual_, *ln1_, *qkv_, *attn_y_, *mid_, *ln2_, *fc_, *act_, *lnf_, *logits_;
+  float *ln1_mean_, *ln1_rstd_, *ln2_mean_, *ln2_rstd_, *lnf_mean_, *lnf_rstd_, *qk_rstd_, *lse_, *losses_, *mean_loss_;
+  float *rope_cos_, *rope_sin_;  // T x hs/2
   // Backward scratch, reused by every layer, and the step's inputs.
   bf16 *branch_, *d_res_, *d_ln_, *d_qkv_, *d_y_, *d_fc_, *d_act_;
   float* scratch_;
@@ -112,18 +118,17 @@ class CudaModel final : public Model {
   }
   const bf16* w(int64_t offset) const { return offset < 0 ? nullptr : weights_ + offset; }
   float* g(int64_t offset) const { return offset < 0 ? nullptr : grads_ + offset; }
+  void norm_forward(bf16* out, float* mean, float* rstd, const bf16* inp, int64_t weight, int64_t bias);
+  void residual_norm_forward(bf16* residual_out, bf16* out, float* mean, float* rstd, const bf16* residual,
+                             int64_t weight, int64_t bias);
+  void norm_backward(const bf16* dout, const bf16* inp, int64_t weight, int64_t bias, const float* mean,
+                     const float* rstd);
   void mlp_forward(int64_t l);
+  void mlp_backward(int64_t l);
 };
 
+// The flash attention kernels' head sizes, checked before anything is allocated.
 void check_supported(const GptShape& s) {
-  std::string missing;
-  if (s.norm != NormKind::kLayerNorm) missing = "model.norm: rmsnorm";
-  else if (s.rope) missing = "model.pos: rope";
-  else if (s.qk_norm) missing = "model.qk_norm: true";
-  else if (s.mlp != MlpKind::kGelu) missing = std::string("model.mlp: ") + (s.mlp == MlpKind::kRelu2 ? "relu2" : "swiglu");
-  if (!missing.empty())
-    throw std::invalid_argument("run.device cuda runs GPT-2's block (layernorm, learned positions, gelu) so far; " +
-                                missing + " runs on run.device: cpu");
   const int hs = s.head_size();
   if (hs != 32 && hs != 64 && hs != 128)
     throw std::invalid_argument("run.device cuda's attention takes a head size (d_model / n_head) of 32, 64 or 128, not " +
@@ -131,46 +136,61 @@ void check_supported(const GptShape& s) {
 }
 
 CudaModel::CudaModel(const GptShape& shape, int64_t B, int64_t T)
-    : shape_(shape), layout_(gpt_layout(shape)), B_(B), T_(T), gelu_epilogue_(shape.mlp_hidden % 8 == 0 && shape.d_model % 8 == 0) {
+    : shape_(shape),
+      layout_(gpt_layout(shape)),
+      B_(B),
+      T_(T),
+      layernorm_(shape.norm == NormKind::kLayerNorm),
+      gelu_epilogue_(shape.mlp == MlpKind::kGelu && shape.mlp_hidden % 8 == 0) {
   check_supported(shape);
   if (T > shape.seq_len)
     throw std::invalid_argument("sequence length " + std::to_string(T) + " exceeds the model's " +
                                 std::to_string(shape.seq_len));
   const int64_t N = B * T, C = shape.d_model, L = shape.n_layer, H = shape.mlp_hidden, NH = shape.n_head;
   const int64_t NKV = shape.kv_heads(), hs = shape.head_size(), W = C + 2 * shape.kv_width();
-  const int64_t Vp = shape.padded_vocab, P = layout_.num_params;
-  if (N * std::max<int64_t>(Vp, 4 * C) >= (int64_t(1) << 31))
-    throw std::invalid_argument("micro-batch too large for 32-bit indexing: B*T*Vp must stay below 2^31");
+  const int64_t F = shape.mlp == MlpKind::kSwiglu ? 2 * H : H, Vp = shape.padded_vocab, P = layout_.num_params;
+  if (N * std::max({Vp, W, F}) >= (int64_t(1) << 31))
+    throw std::invalid_argument("micro-batch too large for 32-bit indexing: B*T times the widest row (" +
+                                std::to_string(std::max({Vp, W, F})) + ") must stay below 2^31");
 
   params_ = arena_.take<float>(P), grads_ = arena_.take<float>(P), weights_ = arena_.take<bf16>(P);
   const int64_t param_bytes = arena_.bytes();
+  const int64_t stats = layernorm_ ? L * N : 0, qk_heads = shape.qk_norm ? NH + NKV : 0;
   residual_ = arena_.take<bf16>((L + 1) * N * C), ln1_ = arena_.take<bf16>(L * N * C);
   qkv_ = arena_.take<bf16>(L * N * W), attn_y_ = arena_.take<bf16>(L * N * C), mid_ = arena_.take<bf16>(L * N * C);
-  ln2_ = arena_.take<bf16>(L * N * C), pre_gelu_ = arena_.take<bf16>(L * N * H), act_ = arena_.take<bf16>(L * N * H);
+  ln2_ = arena_.take<bf16>(L * N * C), fc_ = arena_.take<bf16>(L * N * F), act_ = arena_.take<bf16>(L * N * H);
   lnf_ = arena_.take<bf16>(N * C), logits_ = arena_.take<bf16>(N * Vp);
-  ln1_mean_ = arena_.take<float>(L * N), ln1_rstd_ = arena_.take<float>(L * N);
-  ln2_mean_ = arena_.take<float>(L * N), ln2_rstd_ = arena_.take<float>(L * N);
-  lnf_mean_ = arena_.take<float>(N), lnf_rstd_ = arena_.take<float>(N);
+  ln1_mean_ = arena_.take<float>(stats), ln1_rstd_ = arena_.take<float>(L * N);
+  ln2_mean_ = arena_.take<float>(stats), ln2_rstd_ = arena_.take<float>(L * N);
+  lnf_mean_ = arena_.take<float>(layernorm_ ? N : 0), lnf_rstd_ = arena_.take<float>(N);
+  qk_rstd_ = arena_.take<float>(L * N * qk_heads);
   lse_ = arena_.take<float>(L * B * NH * T), losses_ = arena_.take<float>(N), mean_loss_ = arena_.take<float>(1);
+  rope_cos_ = arena_.take<float>(shape.rope ? T * hs / 2 : 0), rope_sin_ = arena_.take<float>(shape.rope ? T * hs / 2 : 0);
   const int64_t activation_bytes = arena_.bytes() - param_bytes;
   branch_ = arena_.take<bf16>(N * C), d_res_ = arena_.take<bf16>(N * C), d_ln_ = arena_.take<bf16>(N * C);
   d_qkv_ = arena_.take<bf16>(N * W), d_y_ = arena_.take<bf16>(N * C);
-  d_fc_ = arena_.take<bf16>(N * H), d_act_ = arena_.take<bf16>(N * H);
-  const int64_t widest = std::max({W, H, C});
-  scratch_ = arena_.take<float>(std::max({cuda::layernorm_backward_scratch_floats(int(N), int(C)),
-                                          cuda::column_sums_scratch_floats(int(N), int(widest)),
-                                          cuda::attention_backward_scratch_floats(int(B), int(T), int(NH), int(NKV),
-                                                                                  int(hs))}));
+  d_fc_ = arena_.take<bf16>(N * F), d_act_ = arena_.take<bf16>(N * H);
+  scratch_ = arena_.take<float>(std::max(
+      {layernorm_ ? cuda::layernorm_backward_scratch_floats(int(N), int(C))
+                  : cuda::rmsnorm_backward_scratch_floats(int(N), int(C)),
+       cuda::column_sums_scratch_floats(int(N), int(std::max({W, F, C}))),
+       cuda::attention_backward_scratch_floats(int(B), int(T), int(NH), int(NKV), int(hs))}));
   norm_partials_ = arena_.take<double>(cuda::sum_squares_partials(P)), norm_ = arena_.take<double>(1);
   tokens_ = arena_.take<int32_t>(N), targets_ = arena_.take<int32_t>(N);
   bucket_tokens_ = arena_.take<int32_t>(N), bucket_starts_ = arena_.take<int32_t>(N + 1);
   bucket_positions_ = arena_.take<int32_t>(N);
   const int64_t scratch_bytes = arena_.bytes() - param_bytes - activation_bytes;
-  arena_.place(params_, grads_, weights_, residual_, ln1_, qkv_, attn_y_, mid_, ln2_, pre_gelu_, act_, lnf_, logits_,
-               ln1_mean_, ln1_rstd_, ln2_mean_, ln2_rstd_, lnf_mean_, lnf_rstd_, lse_, losses_, mean_loss_, branch_,
-               d_res_, d_ln_, d_qkv_, d_y_, d_fc_, d_act_, scratch_, norm_partials_, norm_, tokens_, targets_,
-               bucket_tokens_, bucket_starts_, bucket_positions_);
+  arena_.place(params_, grads_, weights_, residual_, ln1_, qkv_, attn_y_, mid_, ln2_, fc_, act_, lnf_, logits_,
+               ln1_mean_, ln1_rstd_, ln2_mean_, ln2_rstd_, lnf_mean_, lnf_rstd_, qk_rstd_, lse_, losses_, mean_loss_,
+               rope_cos_, rope_sin_, branch_, d_res_, d_ln_, d_qkv_, d_y_, d_fc_, d_act_, scratch_, norm_partials_,
+               norm_, tokens_, targets_, bucket_tokens_, bucket_starts_, bucket_positions_);
   CUDA_CHECK(cudaMemset(grads_, 0, P * sizeof(float)));
+  if (shape.rope) {  // the CPU backend's tables, so both rotate by the same fp32 angles
+    std::vector<float> cos_table(T * hs / 2), sin_table(T * hs / 2);
+    cpu::rope_tables(cos_table.data(), sin_table.data(), T, hs, shape.rope_theta);
+    CUDA_CHECK(cudaMemcpy(rope_cos_, cos_table.data(), cos_table.size() * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(rope_sin_, sin_table.data(), sin_table.size() * 4, cudaMemcpyHostToDevice));
+  }
   cudaDeviceProp prop{};
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
@@ -184,17 +204,67 @@ CudaModel::CudaModel(const GptShape& shape, int64_t B, int64_t T)
   row_bits_.resize(Vp), row_.resize(Vp);
 }
 
-// act = gelu(ln2 Wfc^T + b), keeping the pre-activation for the backward.
+// LayerNorm or RMSNorm of the N rows; weight and bias are offsets (-1: none).
+void CudaModel::norm_forward(bf16* out, float* mean, float* rstd, const bf16* inp, int64_t weight, int64_t bias) {
+  const int N = int(B_ * T_), C = shape_.d_model;
+  if (layernorm_) cuda::layernorm_forward(out, mean, rstd, inp, w(weight), w(bias), N, C, 0);
+  else cuda::rmsnorm_forward(out, rstd, inp, w(weight), N, C, 0);
+}
+
+// residual_out = residual + branch_, then its norm.
+void CudaModel::residual_norm_forward(bf16* residual_out, bf16* out, float* mean, float* rstd, const bf16* residual,
+                                      int64_t weight, int64_t bias) {
+  const int N = int(B_ * T_), C = shape_.d_model;
+  if (layernorm_)
+    cuda::residual_layernorm_forward(residual_out, out, mean, rstd, residual, branch_, w(weight), w(bias), N, C, 0);
+  else
+    cuda::residual_rmsnorm_forward(residual_out, out, rstd, residual, branch_, w(weight), N, C, 0);
+}
+
+// d_res += the norm's input gradient; its weight (and bias) gradients accumulate.
+void CudaModel::norm_backward(const bf16* dout, const bf16* inp, int64_t weight, int64_t bias, const float* mean,
+                              const float* rstd) {
+  const int N = int(B_ * T_), C = shape_.d_model;
+  if (layernorm_)
+    cuda::layernorm_backward(d_res_, g(weight), g(bias), scratch_, dout, inp, w(weight), mean, rstd, N, C, 0);
+  else
+    cuda::rmsnorm_backward(d_res_, g(weight), scratch_, dout, inp, w(weight), rstd, N, C, 0);
+}
+
+// act = gelu(fc), relu2(fc) or silu(gate) * up, with fc = ln2 Wfc^T + b kept for the backward.
 void CudaModel::mlp_forward(int64_t l) {
   const int64_t N = B_ * T_, C = shape_.d_model, H = shape_.mlp_hidden;
+  const int64_t F = shape_.mlp == MlpKind::kSwiglu ? 2 * H : H;
   const BlockOffsets& o = layout_.blocks[l];
-  bf16* pre = pre_gelu_ + l * N * H;
+  bf16* fc = fc_ + l * N * F;
   bf16* act = act_ + l * N * H;
   if (gelu_epilogue_) {
-    matmul_.forward(act, pre, ln2_ + l * N * C, w(o.fc_w), w(o.fc_b), int(N), int(C), int(H), 0);
-  } else {
-    matmul_.forward(pre, nullptr, ln2_ + l * N * C, w(o.fc_w), w(o.fc_b), int(N), int(C), int(H), 0);
-    cuda::gelu_forward(act, pre, N * H, 0);
+    matmul_.forward(act, fc, ln2_ + l * N * C, w(o.fc_w), w(o.fc_b), int(N), int(C), int(H), 0);
+    return;
+  }
+  matmul_.forward(fc, nullptr, ln2_ + l * N * C, w(o.fc_w), w(o.fc_b), int(N), int(C), int(F), 0);
+  switch (shape_.mlp) {
+    case MlpKind::kGelu: cuda::gelu_forward(act, fc, N * H, 0); break;
+    case MlpKind::kRelu2: cuda::relu2_forward(act, fc, N * H, 0); break;
+    case MlpKind::kSwiglu: cuda::swiglu_forward(act, fc, int(N), int(H), 0); break;
+  }
+}
+
+// d_fc from d_res (the gradient of the block's output, through Wproj and the activation).
+void CudaModel::mlp_backward(int64_t l) {
+  const int64_t N = B_ * T_, C = shape_.d_model, H = shape_.mlp_hidden;
+  const int64_t F = shape_.mlp == MlpKind::kSwiglu ? 2 * H : H;
+  const BlockOffsets& o = layout_.blocks[l];
+  const bf16* fc = fc_ + l * N * F;
+  if (gelu_epilogue_) {  // d_fc = (d_res Wproj) * gelu'(fc), in the product's epilogue
+    matmul_.backward_input(d_fc_, d_res_, w(o.proj_w), fc, int(N), int(H), int(C), 0);
+    return;
+  }
+  matmul_.backward_input(d_act_, d_res_, w(o.proj_w), nullptr, int(N), int(H), int(C), 0);
+  switch (shape_.mlp) {
+    case MlpKind::kGelu: cuda::gelu_backward(d_fc_, fc, d_act_, N * H, 0); break;
+    case MlpKind::kRelu2: cuda::relu2_backward(d_fc_, fc, d_act_, N * H, 0); break;
+    case MlpKind::kSwiglu: cuda::swiglu_backward(d_fc_, fc, d_act_, int(N), int(H), 0); break;
   }
 }
 
@@ -213,30 +283,33 @@ float CudaModel::forward(const int32_t* inputs, const int32_t* targets) {
     CUDA_CHECK(cudaMemcpy(bucket_starts_, starts_.data(), starts_.size() * 4, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(bucket_positions_, positions_.data(), positions_.size() * 4, cudaMemcpyHostToDevice));
   }
+  auto stat = [&](float* v, int l) { return layernorm_ ? v + int64_t(l) * N : nullptr; };
 
   cuda::embedding_forward(residual_, tokens_, w(layout_.wte), w(layout_.wpe), B, T, C, 0);
-  cuda::layernorm_forward(ln1_, ln1_mean_, ln1_rstd_, residual_, w(layout_.blocks[0].ln1_w),
-                          w(layout_.blocks[0].ln1_b), N, C, 0);
+  norm_forward(ln1_, stat(ln1_mean_, 0), ln1_rstd_, residual_, layout_.blocks[0].ln1_w, layout_.blocks[0].ln1_b);
   for (int l = 0; l < L; l++) {
     const BlockOffsets& o = layout_.blocks[l];
     const int64_t nc = int64_t(l) * N * C;
     bf16* qkv = qkv_ + int64_t(l) * N * W;
     bf16* y = attn_y_ + nc;
     matmul_.forward(qkv, nullptr, ln1_ + nc, w(o.qkv_w), w(o.qkv_b), N, C, W, 0);
+    if (shape_.rope)  // q and k heads are contiguous: NH + NKV heads from the row start
+      cuda::rope_rotate(qkv, rope_cos_, rope_sin_, N, T, NH + NKV, hs, W, false, 0);
+    if (shape_.qk_norm) cuda::head_rmsnorm_forward(qkv, qk_rstd_ + int64_t(l) * N * (NH + NKV), N, NH + NKV, hs, W, 0);
     cuda::attention_forward(y, lse_ + int64_t(l) * B * NH * T, qkv, B, T, NH, NKV, hs, 0);
     matmul_.forward(branch_, nullptr, y, w(o.attn_out_w), w(o.attn_out_b), N, C, C, 0);
-    cuda::residual_layernorm_forward(mid_ + nc, ln2_ + nc, ln2_mean_ + int64_t(l) * N, ln2_rstd_ + int64_t(l) * N,
-                                     residual_ + nc, branch_, w(o.ln2_w), w(o.ln2_b), N, C, 0);
+    residual_norm_forward(mid_ + nc, ln2_ + nc, stat(ln2_mean_, l), ln2_rstd_ + int64_t(l) * N, residual_ + nc,
+                          o.ln2_w, o.ln2_b);
     mlp_forward(l);
     matmul_.forward(branch_, nullptr, act_ + int64_t(l) * N * H, w(o.proj_w), w(o.proj_b), N, H, C, 0);
-    // x_{l+1} = mid + branch, normalized by the next layer's ln1 or by the final LayerNorm.
-    const bool last = l + 1 == L;
-    const int64_t next_w = last ? layout_.lnf_w : layout_.blocks[l + 1].ln1_w;
-    const int64_t next_b = last ? layout_.lnf_b : layout_.blocks[l + 1].ln1_b;
-    cuda::residual_layernorm_forward(residual_ + nc + int64_t(N) * C, last ? lnf_ : ln1_ + nc + int64_t(N) * C,
-                                     last ? lnf_mean_ : ln1_mean_ + int64_t(l + 1) * N,
-                                     last ? lnf_rstd_ : ln1_rstd_ + int64_t(l + 1) * N, mid_ + nc, branch_, w(next_w),
-                                     w(next_b), N, C, 0);
+    // x_{l+1} = mid + branch, normalized by the next layer's ln1 or by the final norm.
+    if (l + 1 < L)
+      residual_norm_forward(residual_ + nc + int64_t(N) * C, ln1_ + nc + int64_t(N) * C, stat(ln1_mean_, l + 1),
+                            ln1_rstd_ + int64_t(l + 1) * N, mid_ + nc, layout_.blocks[l + 1].ln1_w,
+                            layout_.blocks[l + 1].ln1_b);
+    else
+      residual_norm_forward(residual_ + nc + int64_t(N) * C, lnf_, stat(lnf_mean_, 0), lnf_rstd_, mid_ + nc,
+                            layout_.lnf_w, layout_.lnf_b);
   }
   matmul_.forward(logits_, nullptr, lnf_, w(layout_.head_w), nullptr, N, C, Vp, 0);
   if (!targets) return 0;
@@ -252,44 +325,41 @@ void CudaModel::backward(float loss_scale) {
   const int N = int(B_ * T_), C = shape_.d_model, H = shape_.mlp_hidden, NH = shape_.n_head, NKV = shape_.kv_heads();
   const int B = int(B_), T = int(T_), hs = shape_.head_size(), W = C + 2 * shape_.kv_width();
   const int L = shape_.n_layer, V = shape_.vocab_size, Vp = shape_.padded_vocab;
+  const int F = shape_.mlp == MlpKind::kSwiglu ? 2 * H : H;
+  auto stat = [&](const float* v, int l) { return layernorm_ ? v + int64_t(l) * N : nullptr; };
 
   // Head: the logits become their gradient (loss_scale / N) * (softmax - onehot).
   cuda::fused_classifier(logits_, losses_, targets_, loss_scale / float(N), N, V, Vp, true, 0);
   matmul_.backward_input(d_ln_, logits_, w(layout_.head_w), nullptr, N, C, Vp, 0);
   matmul_.backward_weight(g(layout_.head_w), logits_, lnf_, N, C, Vp, 0);
   CUDA_CHECK(cudaMemsetAsync(d_res_, 0, int64_t(N) * C * sizeof(bf16), 0));
-  cuda::layernorm_backward(d_res_, g(layout_.lnf_w), g(layout_.lnf_b), scratch_, d_ln_, residual_ + int64_t(L) * N * C,
-                           w(layout_.lnf_w), lnf_mean_, lnf_rstd_, N, C, 0);
+  norm_backward(d_ln_, residual_ + int64_t(L) * N * C, layout_.lnf_w, layout_.lnf_b, stat(lnf_mean_, 0), lnf_rstd_);
 
   for (int l = L - 1; l >= 0; l--) {
     const BlockOffsets& o = layout_.blocks[l];
-    const int64_t nc = int64_t(l) * N * C, nh = int64_t(l) * N * H;
+    const int64_t nc = int64_t(l) * N * C;
     const bf16* qkv = qkv_ + int64_t(l) * N * W;
-    // MLP: d_fc = (d_res Wproj) * gelu'(pre).
-    if (gelu_epilogue_) {
-      matmul_.backward_input(d_fc_, d_res_, w(o.proj_w), pre_gelu_ + nh, N, H, C, 0);
-    } else {
-      matmul_.backward_input(d_act_, d_res_, w(o.proj_w), nullptr, N, H, C, 0);
-      cuda::gelu_backward(d_fc_, pre_gelu_ + nh, d_act_, int64_t(N) * H, 0);
-    }
-    matmul_.backward_weight(g(o.proj_w), d_res_, act_ + nh, N, H, C, 0);
+    // MLP.
+    mlp_backward(l);
+    matmul_.backward_weight(g(o.proj_w), d_res_, act_ + int64_t(l) * N * H, N, H, C, 0);
     if (o.proj_b >= 0) cuda::add_column_sums(g(o.proj_b), scratch_, d_res_, N, C, 0);
-    matmul_.backward_input(d_ln_, d_fc_, w(o.fc_w), nullptr, N, C, H, 0);
-    matmul_.backward_weight(g(o.fc_w), d_fc_, ln2_ + nc, N, C, H, 0);
-    if (o.fc_b >= 0) cuda::add_column_sums(g(o.fc_b), scratch_, d_fc_, N, H, 0);
-    cuda::layernorm_backward(d_res_, g(o.ln2_w), g(o.ln2_b), scratch_, d_ln_, mid_ + nc, w(o.ln2_w),
-                             ln2_mean_ + int64_t(l) * N, ln2_rstd_ + int64_t(l) * N, N, C, 0);
-    // Attention.
+    matmul_.backward_input(d_ln_, d_fc_, w(o.fc_w), nullptr, N, C, F, 0);
+    matmul_.backward_weight(g(o.fc_w), d_fc_, ln2_ + nc, N, C, F, 0);
+    if (o.fc_b >= 0) cuda::add_column_sums(g(o.fc_b), scratch_, d_fc_, N, F, 0);
+    norm_backward(d_ln_, mid_ + nc, o.ln2_w, o.ln2_b, stat(ln2_mean_, l), ln2_rstd_ + int64_t(l) * N);
+    // Attention, then qk-norm and the rotation undone, in reverse order.
     matmul_.backward_input(d_y_, d_res_, w(o.attn_out_w), nullptr, N, C, C, 0);
     matmul_.backward_weight(g(o.attn_out_w), d_res_, attn_y_ + nc, N, C, C, 0);
     if (o.attn_out_b >= 0) cuda::add_column_sums(g(o.attn_out_b), scratch_, d_res_, N, C, 0);
     cuda::attention_backward(d_qkv_, scratch_, d_y_, attn_y_ + nc, qkv, lse_ + int64_t(l) * B * NH * T, B, T, NH, NKV,
                              hs, 0);
+    if (shape_.qk_norm)
+      cuda::head_rmsnorm_backward(d_qkv_, qkv, qk_rstd_ + int64_t(l) * N * (NH + NKV), N, NH + NKV, hs, W, 0);
+    if (shape_.rope) cuda::rope_rotate(d_qkv_, rope_cos_, rope_sin_, N, T, NH + NKV, hs, W, true, 0);
     matmul_.backward_input(d_ln_, d_qkv_, w(o.qkv_w), nullptr, N, C, W, 0);
     matmul_.backward_weight(g(o.qkv_w), d_qkv_, ln1_ + nc, N, C, W, 0);
     if (o.qkv_b >= 0) cuda::add_column_sums(g(o.qkv_b), scratch_, d_qkv_, N, W, 0);
-    cuda::layernorm_backward(d_res_, g(o.ln1_w), g(o.ln1_b), scratch_, d_ln_, residual_ + nc, w(o.ln1_w),
-                             ln1_mean_ + int64_t(l) * N, ln1_rstd_ + int64_t(l) * N, N, C, 0);
+    norm_backward(d_ln_, residual_ + nc, o.ln1_w, o.ln1_b, stat(ln1_mean_, l), ln1_rstd_ + int64_t(l) * N);
   }
   const cuda::TokenBuckets buckets{bucket_tokens_, bucket_starts_, bucket_positions_, bucket_count_};
   cuda::embedding_backward(g(layout_.wte), g(layout_.wpe), d_res_, buckets, B, T, C, 0);

@@ -1,4 +1,4 @@
-// The CUDA backend of Model (model.h): GPT-2's block in bf16 on one GPU.
+// The CUDA backend of Model (model.h): the GPT family in bf16 on one GPU.
 #pragma once
 
 #include <memory>
@@ -7,9 +7,8 @@
 
 namespace llmdion {
 
-// Throws, naming the option, for a shape this backend does not run yet (it
-// runs GPT-2's block: LayerNorm, learned positions, GELU, no qk-norm; any
-// heads, kv heads, biases and tying).
+// Every block option of model/gpt.h; throws, naming it, for a head size the
+// flash attention kernels do not take (they take 32, 64 and 128).
 std::unique_ptr<Model> make_cuda_model(const GptShape& shape, int64_t batch_size, int64_t seq_len);
 
 }  // namespace llmdion

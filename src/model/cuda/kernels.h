@@ -57,10 +57,40 @@ void layernorm_backward(bf16* dinp, float* dweight, float* dbias, float* scratch
                         const bf16* weight, const float* mean, const float* rstd, int N, int C, cudaStream_t stream);
 int64_t layernorm_backward_scratch_floats(int N, int C);
 
+// ---- rmsnorm.cu --------------------------------------------------------------
+// out = x * rstd * w per row, rstd = 1/sqrt(mean(x^2) + 1e-5) fp32 [N] (weight null: scale 1)
+void rmsnorm_forward(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int N, int C, cudaStream_t stream);
+// Fused with the residual add that precedes it: residual_out = bf16(residual + branch) (residual_out may be
+// residual), then out = RMSNorm(residual_out).
+void residual_rmsnorm_forward(bf16* residual_out, bf16* out, float* rstd, const bf16* residual, const bf16* branch,
+                              const bf16* weight, int N, int C, cudaStream_t stream);
+// dinp += dRMSNorm/dx, dweight += sum_n dout * x * rstd (dweight null: not learned),
+// the weight sums through `scratch` (rmsnorm_backward_scratch_floats) in a fixed order.
+void rmsnorm_backward(bf16* dinp, float* dweight, float* scratch, const bf16* dout, const bf16* inp,
+                      const bf16* weight, const float* rstd, int N, int C, cudaStream_t stream);
+int64_t rmsnorm_backward_scratch_floats(int N, int C);
+// qk-norm: RMSNorm without a scale, in place on the `heads` heads of hs values at
+// the start of each row (rows `stride` apart); rstd fp32 [N, heads]. The backward
+// turns d, the gradient of the normalized y (which stays in place of x), into the
+// gradient of x, in place.
+void head_rmsnorm_forward(bf16* x, float* rstd, int N, int heads, int hs, int stride, cudaStream_t stream);
+void head_rmsnorm_backward(bf16* d, const bf16* y, const float* rstd, int N, int heads, int hs, int stride,
+                           cudaStream_t stream);
+
 // ---- gelu.cu: gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) ---------
 void gelu_forward(bf16* out, const bf16* inp, int64_t n, cudaStream_t stream);
 // dinp = gelu'(inp) * dout; dinp may be dout (in place)
 void gelu_backward(bf16* dinp, const bf16* inp, const bf16* dout, int64_t n, cudaStream_t stream);
+
+// ---- relu2.cu: relu2(x) = max(x, 0)^2 ------------------------------------------
+void relu2_forward(bf16* out, const bf16* inp, int64_t n, cudaStream_t stream);
+// dinp = 2 max(inp, 0) * dout; dinp may be dout (in place)
+void relu2_backward(bf16* dinp, const bf16* inp, const bf16* dout, int64_t n, cudaStream_t stream);
+
+// ---- swiglu.cu: out[N, H] = silu(gate) * up over rows [gate | up] of width 2H --
+void swiglu_forward(bf16* out, const bf16* gate_up, int N, int H, cudaStream_t stream);
+// d_gate_up [N, 2H] = (d gate | d up), overwritten.
+void swiglu_backward(bf16* d_gate_up, const bf16* gate_up, const bf16* dout, int N, int H, cudaStream_t stream);
 
 // ---- column_sums.cu: sums[j] += sum_n x[n, j] (bias gradients) -----------------
 void add_column_sums(float* sums, float* scratch, const bf16* x, int N, int width, cudaStream_t stream);
@@ -74,6 +104,14 @@ void fused_classifier(bf16* logits, float* losses, const int32_t* targets, float
                       bool write_dlogits, cudaStream_t stream);
 // out[0] = sum_n losses[n] / N, summed in a fixed order by one block.
 void mean_of(float* out, const float* values, int n, cudaStream_t stream);
+
+// ---- rope.cu: rotary positions, the half-split form ----------------------------
+// In place on the `heads` heads of hs values at the start of each row (rows
+// `stride` apart, position n % T): each pair (x_j, x_{j+hs/2}) turns by the
+// angle of cos_table, sin_table, fp32 [T, hs/2] as cpu::rope_tables makes them;
+// inverse turns back (the backward).
+void rope_rotate(bf16* x, const float* cos_table, const float* sin_table, int N, int T, int heads, int hs, int stride,
+                 bool inverse, cudaStream_t stream);
 
 // ---- attention.cu: causal attention, flash style -------------------------------
 // qkv rows [q (NH heads) | k (NKV heads) | v (NKV heads)] of hs values each;
