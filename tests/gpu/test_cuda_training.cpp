@@ -1,6 +1,7 @@
-// train_gpt with run.device: cuda end to end: 20 AdamW steps beside the CPU
-// run (losses within 1e-2), and a run resumed from its checkpoint equal bit
-// for bit to the uninterrupted one (the bf16 copy's rounding seed restored).
+// train_gpt with run.device: cuda end to end, for GPT-2 with AdamW, the
+// paper's block with Dion2 and LLaMA's with Muon: 20 steps beside the CPU run
+// (losses within 1e-2), and a run resumed from its checkpoint equal bit for
+// bit to the uninterrupted one (the bf16 copy's rounding seed restored).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -17,29 +18,49 @@ class CudaTraining : public ::testing::Test {
   test::ScratchDir dir_;
 };
 
-TEST_F(CudaTraining, twenty_steps_follow_the_cpu_run_and_resume_bit_for_bit) {
-  LLMDION_REQUIRE_GPU();
+// 20 steps of `options` on the CPU and on the GPU: train losses within 1e-2,
+// the GPU run learning; then the GPU run resumed from its step-10 checkpoint
+// repeats steps 10-19 bit for bit.
+void follows_the_cpu_run_and_resumes_bit_for_bit(const test::ScratchDir& dir, const std::string& name,
+                                                 const std::string& options) {
   std::string out;
-  const std::string config = tiny_config(dir_, "cpu");
+  const std::string config = tiny_config(dir, name);
   // Head size 32: the smallest the flash kernels take.
-  const std::string steps = " --set train.steps=20 --set train.ckpt_keep=0 --set model.d_model=64";
+  const std::string steps = " --set train.steps=20 --set train.ckpt_keep=0 --set model.d_model=64 " + options;
   ASSERT_EQ(train(config, steps + " --set run.device=cpu", &out), 0) << out;
-  const std::string gpu = " --set run.device=cuda --set run.out_dir=" + (dir_ / "gpu");
+  const std::string gpu = " --set run.device=cuda --set run.out_dir=" + (dir / (name + "_gpu"));
   ASSERT_EQ(train(config, steps + gpu, &out), 0) << out;
   EXPECT_NE(out.find("memory: cuda ("), std::string::npos) << out;
-  const std::vector<std::string> cpu_rows = deterministic_rows(dir_ / "cpu/loss.csv");
-  const std::vector<std::string> gpu_rows = deterministic_rows(dir_ / "gpu/loss.csv");
+  const std::vector<std::string> cpu_rows = deterministic_rows(dir / (name + "/loss.csv"));
+  const std::vector<std::string> gpu_rows = deterministic_rows(dir / (name + "_gpu/loss.csv"));
   ASSERT_EQ(cpu_rows.size(), 21u);
   ASSERT_EQ(gpu_rows.size(), 21u);
   for (size_t row = 1; row < cpu_rows.size(); row++)
-    EXPECT_NEAR(column(gpu_rows[row], 3), column(cpu_rows[row], 3), 1e-2) << "train loss, step " << row - 1;
-  EXPECT_LT(column(gpu_rows[20], 3), column(gpu_rows[1], 3) - 0.5) << "the GPU run did not learn";
+    EXPECT_NEAR(column(gpu_rows[row], 3), column(cpu_rows[row], 3), 1e-2) << name << ": train loss, step " << row - 1;
+  EXPECT_LT(column(gpu_rows[20], 3), column(gpu_rows[1], 3) - 0.5) << name << ": the GPU run did not learn";
 
-  // Resume from the step-10 checkpoint: steps 10-19 again, bit for bit.
-  std::filesystem::remove_all(dir_ / "gpu/checkpoints/step_00000020");
+  std::filesystem::remove_all(dir / (name + "_gpu/checkpoints/step_00000020"));
   ASSERT_EQ(train(config, steps + gpu + " --resume", &out), 0) << out;
   EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
-  EXPECT_EQ(deterministic_rows(dir_ / "gpu/loss.csv"), gpu_rows);
+  EXPECT_EQ(deterministic_rows(dir / (name + "_gpu/loss.csv")), gpu_rows) << name;
+}
+
+TEST_F(CudaTraining, gpt2_with_adamw) {
+  LLMDION_REQUIRE_GPU();
+  follows_the_cpu_run_and_resumes_bit_for_bit(dir_, "adamw", "");
+}
+
+// Random selection: the same slices on both devices, whatever the rounding.
+TEST_F(CudaTraining, paper_block_with_dion2) {
+  LLMDION_REQUIRE_GPU();
+  follows_the_cpu_run_and_resumes_bit_for_bit(
+      dir_, "dion2", "--set model.arch=paper --set optim.matrix=dion2 --set optim.select=random --set optim.lr=0.02");
+}
+
+TEST_F(CudaTraining, llama_block_with_muon) {
+  LLMDION_REQUIRE_GPU();
+  follows_the_cpu_run_and_resumes_bit_for_bit(
+      dir_, "muon", "--set model.arch=llama --set model.n_kv_head=1 --set optim.matrix=muon --set optim.lr=0.02");
 }
 
 }  // namespace
