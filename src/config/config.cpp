@@ -68,6 +68,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"optim.scale", &c.optim.scale, 0, 0, {"spectral", "rms", "none"}},
       {"optim.ortho", &c.optim.ortho, 0, 0, {"newton_schulz", "polar_express"}},
       {"optim.ortho_steps", &c.optim.ortho_steps, 1, 100},
+      {"optim.ortho_precision", &c.optim.ortho_precision, 0, 0, {"fp32", "bf16"}},
       {"optim.alpha", &c.optim.alpha, 1e-9, 1},
       {"optim.select", &c.optim.select, 0, 0, {"l1", "random"}},
       {"optim.select_dim", &c.optim.select_dim, 0, 0, {"shorter", "rows", "cols"}},

@@ -98,6 +98,7 @@ struct OptimConfig {
   std::string scale = "spectral";    // spectral: sqrt(fan_out/fan_in) | rms: 0.2 sqrt(max) | none
   std::string ortho = "newton_schulz";  // newton_schulz (quintic 3.4445, -4.7750, 2.0315) | polar_express
   int64_t ortho_steps = 5;
+  std::string ortho_precision = "fp32";  // fp32 | bf16: operands of the orthonormalization's products
   double alpha = 0.25;               // dion2: fraction of rows or columns orthonormalized per step
   std::string select = "l1";         // dion2: l1 (top-k by l1 norm) | random (seeded, same on every rank)
   std::string select_dim = "shorter";  // dion2: shorter | rows | cols

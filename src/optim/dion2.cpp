@@ -16,7 +16,7 @@ Dion2::Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, Matri
       ops_(ops),
       seed_(seed),
       average_over_ranks_(std::move(average_over_ranks)),
-      ortho_{config.ortho, config.ortho_steps} {
+      ortho_{config.ortho, config.ortho_steps, config.ortho_precision == "bf16"} {
   int64_t max_numel = 0, max_short = 0, max_slices = 0;
   for (size_t i = 0; i < matrices_.size(); i++) {
     const MatrixParam& p = matrices_[i];
@@ -102,7 +102,7 @@ std::string Dion2::describe() const {
   out << "matrices: Dion2" << (second_moment_ ? " + NorMuon" : "") << " over " << matrices_.size() << " matrices ("
       << total_ << " values), alpha " << config_.alpha << ", " << config_.select << " selection of " << config_.select_dim
       << " slices, " << config_.decay << " decay mu " << config_.mu << ", lr " << config_.lr << ", " << config_.ortho
-      << " x " << config_.ortho_steps << ", scale " << config_.scale << ", weight decay " << config_.weight_decay;
+      << " x " << config_.ortho_steps << (ortho_.bf16_products ? " (bf16 products)" : "") << ", scale " << config_.scale << ", weight decay " << config_.weight_decay;
   return out.str();
 }
 

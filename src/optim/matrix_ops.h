@@ -31,6 +31,11 @@ class MatrixOps {
   // beta = 0 overwrites C whatever it held.
   virtual void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float* a, const float* b, float beta, float* c) = 0;
+  // The same product with A and B rounded to bf16 (nearest even) and fp32
+  // products and sums: the GPU runs it on bf16 tensor cores, the CPU emulates
+  // it exactly (rounded copies, then fp32 BLAS), so the two still agree.
+  virtual void gemm_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float* a, const float* b, float beta, float* c) = 0;
   // y = a x + b y (b = 0 overwrites y).
   virtual void axpby(int64_t n, float a, const float* x, float b, float* y) = 0;
   virtual void scale(int64_t n, float factor, float* x) = 0;

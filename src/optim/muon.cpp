@@ -8,7 +8,7 @@
 namespace llmdion {
 
 Muon::Muon(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops)
-    : config_(config), matrices_(std::move(matrices)), ops_(ops), ortho_{config.ortho, config.ortho_steps} {
+    : config_(config), matrices_(std::move(matrices)), ops_(ops), ortho_{config.ortho, config.ortho_steps, config.ortho_precision == "bf16"} {
   int64_t max_numel = 0, max_short = 0;
   for (const MatrixParam& p : matrices_) {
     state_offset_.push_back(total_), total_ += p.numel();
@@ -56,7 +56,7 @@ std::string Muon::describe() const {
   std::ostringstream out;
   out << "matrices: " << (second_moment_ ? "NorMuon" : "Muon") << " over " << matrices_.size() << " matrices ("
       << total_ << " values), lr " << config_.lr << ", mu " << config_.mu << (config_.nesterov ? " (nesterov)" : "")
-      << ", " << config_.ortho << " x " << config_.ortho_steps << ", scale " << config_.scale << ", weight decay "
+      << ", " << config_.ortho << " x " << config_.ortho_steps << (ortho_.bf16_products ? " (bf16 products)" : "") << ", scale " << config_.scale << ", weight decay "
       << config_.weight_decay;
   return out.str();
 }

@@ -48,12 +48,13 @@ void orthonormalize(MatrixOps& ops, const Orthonormalizer& ortho, int64_t rows, 
 
   float* x = work.x;
   float* x_next = work.x_next;
+  const auto product = ortho.bf16_products ? &MatrixOps::gemm_bf16 : &MatrixOps::gemm;
   for (const auto& [a, b, c] : ortho_coefficients(ortho)) {
-    ops.gemm(false, true, s, s, l, 1.0f, x, x, 0.0f, work.gram);           // A = X X^T
-    ops.axpby(s * s, b, work.gram, 0.0f, work.poly);                        // B = b A
-    ops.gemm(false, false, s, s, s, c, work.gram, work.gram, 1.0f, work.poly);  // B += c A A
-    ops.axpby(n, a, x, 0.0f, x_next);                                       // X' = a X
-    ops.gemm(false, false, s, l, s, 1.0f, work.poly, x, 1.0f, x_next);      // X' += B X
+    (ops.*product)(false, true, s, s, l, 1.0f, x, x, 0.0f, work.gram);           // A = X X^T
+    ops.axpby(s * s, b, work.gram, 0.0f, work.poly);                              // B = b A
+    (ops.*product)(false, false, s, s, s, c, work.gram, work.gram, 1.0f, work.poly);  // B += c A A
+    ops.axpby(n, a, x, 0.0f, x_next);                                             // X' = a X
+    (ops.*product)(false, false, s, l, s, 1.0f, work.poly, x, 1.0f, x_next);      // X' += B X
     std::swap(x, x_next);
   }
   if (tall) ops.transpose(s, l, x, out);

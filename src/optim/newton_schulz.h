@@ -25,6 +25,7 @@ namespace llmdion {
 struct Orthonormalizer {
   std::string kind = "newton_schulz";  // newton_schulz | polar_express
   int64_t steps = 5;
+  bool bf16_products = false;          // the iteration's products on bf16 operands (MatrixOps::gemm_bf16)
   float eps = 1e-7f;
 };
 

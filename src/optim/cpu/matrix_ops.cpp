@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -22,6 +23,17 @@ void sorgqr_(const int* m, const int* n, const int* k, float* a, const int* lda,
 namespace llmdion {
 namespace {
 
+// Each value rounded to the nearest bf16 (ties to even), kept as a float; Inf and NaN stay.
+void round_to_bf16(const float* in, int64_t n, float* out) {
+  #pragma omp parallel for
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t bits;
+    std::memcpy(&bits, &in[i], 4);
+    if ((bits & 0x7f800000u) != 0x7f800000u) bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
+    std::memcpy(&out[i], &bits, 4);
+  }
+}
+
 class CpuMatrixOps final : public MatrixOps {
  public:
   float* allocate(int64_t n) override { return buffers_.emplace_back(size_t(n), 0.0f).data(); }
@@ -37,6 +49,17 @@ class CpuMatrixOps final : public MatrixOps {
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
                 alpha, a, int(ta ? m : k), b, int(tb ? k : n), beta, c, int(n));
+  }
+
+  void gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+                 float beta, float* c) override {
+    const int64_t a_numel = m * k, b_numel = k * n;
+    if (bf16_operands_.size() < size_t(a_numel + b_numel)) bf16_operands_.resize(size_t(a_numel + b_numel));
+    float* a16 = bf16_operands_.data();
+    float* b16 = a16 + a_numel;
+    round_to_bf16(a, a_numel, a16);
+    round_to_bf16(b, b_numel, b16);
+    gemm(ta, tb, m, n, k, alpha, a16, b16, beta, c);
   }
 
   void axpby(int64_t n, float a, const float* x, float b, float* y) override {
@@ -213,6 +236,7 @@ class CpuMatrixOps final : public MatrixOps {
 
  private:
   std::vector<std::vector<float>> buffers_;
+  std::vector<float> bf16_operands_;  // gemm_bf16's rounded copies of A and B
 };
 
 }  // namespace

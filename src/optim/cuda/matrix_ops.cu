@@ -191,12 +191,17 @@ class CudaMatrixOps final : public MatrixOps {
     CUBLAS_CHECK(cublasSetStream(blas_, kStream));
     CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH));
     CUBLAS_CHECK(cublasSetAtomicsMode(blas_, CUBLAS_ATOMICS_NOT_ALLOWED));
+    // gemm_bf16's handle: tensor cores allowed (bf16 operands, fp32 accumulation).
+    CUBLAS_CHECK(cublasCreate(&tensor_blas_));
+    CUBLAS_CHECK(cublasSetStream(tensor_blas_, kStream));
+    CUBLAS_CHECK(cublasSetAtomicsMode(tensor_blas_, CUBLAS_ATOMICS_NOT_ALLOWED));
     CUSOLVER_CHECK(cusolverDnCreate(&solver_));
     CUSOLVER_CHECK(cusolverDnSetStream(solver_, kStream));
     CUSOLVER_CHECK(cusolverDnSetDeterministicMode(solver_, CUSOLVER_DETERMINISTIC_RESULTS));
   }
   ~CudaMatrixOps() override {
     cusolverDnDestroy(solver_);
+    cublasDestroy(tensor_blas_);
     cublasDestroy(blas_);
   }
   CudaMatrixOps(const CudaMatrixOps&) = delete;
@@ -222,6 +227,20 @@ class CudaMatrixOps final : public MatrixOps {
     // beta = 0: cuBLAS does not read C, so whatever it held (NaN included) is overwritten.
     CUBLAS_CHECK(cublasSgemm(blas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m),
                              int(k), &alpha, b, int(tb ? k : n), a, int(ta ? m : k), &beta, c, int(n)));
+  }
+
+  // The same mapping with A and B rounded to bf16 first (the CPU's rounding, nearest even),
+  // multiplied on tensor cores with fp32 accumulation.
+  void gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+                 float beta, float* c) override {
+    if (m == 0 || n == 0 || k == 0) return gemm(ta, tb, m, n, k, alpha, a, b, beta, c);
+    cuda::bf16* a16 = bf16_operands_.reserve(m * k + n * k);
+    cuda::bf16* b16 = a16 + m * k;
+    cuda::round_to_bf16_nearest(a16, a, m * k, kStream);
+    cuda::round_to_bf16_nearest(b16, b, n * k, kStream);
+    CUBLAS_CHECK(cublasGemmEx(tensor_blas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(n),
+                              int(m), int(k), &alpha, b16, CUDA_R_16BF, int(tb ? k : n), a16, CUDA_R_16BF,
+                              int(ta ? m : k), &beta, c, CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
 
   void axpby(int64_t n, float a, const float* x, float b, float* y) override {
@@ -374,10 +393,11 @@ class CudaMatrixOps final : public MatrixOps {
     return device;
   }
 
-  cublasHandle_t blas_ = nullptr;
+  cublasHandle_t blas_ = nullptr, tensor_blas_ = nullptr;
   cusolverDnHandle_t solver_ = nullptr;
   std::vector<DeviceBuffer> buffers_;  // allocate()'s
   Workspace<int64_t> indices_;
+  Workspace<cuda::bf16> bf16_operands_;  // gemm_bf16's rounded A and B
   Workspace<float> slice_norms_, solver_work_, householder_, householder_tau_;
   Workspace<double> sum_squares_;
   Workspace<int> status_;
