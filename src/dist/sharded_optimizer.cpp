@@ -42,24 +42,26 @@ std::vector<int64_t> block_counts(const std::vector<std::vector<Part>>& parts, b
 
 class ShardedOptimizer final : public Optimizer {
  public:
-  ShardedOptimizer(Comm& comm, std::unique_ptr<Optimizer> local, std::vector<std::vector<Part>> parts,
-                   const OptimConfig& config)
+  ShardedOptimizer(Comm& comm, std::shared_ptr<MatrixOps> ops, std::unique_ptr<Optimizer> local,
+                   std::vector<std::vector<Part>> parts, const OptimConfig& config)
       : comm_(comm),
+        ops_(std::move(ops)),
         local_(std::move(local)),
         parts_(std::move(parts)),
         config_(config),
         counts_(block_counts(parts_, false)),
-        send_(size_t(counts_[size_t(comm_.rank())])),
-        receive_(size_t(std::accumulate(counts_.begin(), counts_.end(), int64_t(0)))) {}
+        send_(ops_->allocate(counts_[size_t(comm_.rank())])),
+        receive_(ops_->allocate(std::accumulate(counts_.begin(), counts_.end(), int64_t(0)))) {}
 
   void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override {
     local_->step(params, grads, lr_scale, update_count);
-    float* out = send_.data();
+    float* out = send_;
     for (const Part& p : parts_[size_t(comm_.rank())]) out = pack(p, params.data(), out);
-    comm_.all_gather(send_, receive_, counts_);
+    const int64_t total = std::accumulate(counts_.begin(), counts_.end(), int64_t(0));
+    comm_.all_gather({send_, size_t(counts_[size_t(comm_.rank())])}, {receive_, size_t(total)}, counts_);
     // Dion2's decay, as Dion2::step computes it.
     const float keep = weight_decay_factor(float(config_.lr * lr_scale), config_.weight_decay);
-    const float* in = receive_.data();
+    const float* in = receive_;
     for (int rank = 0; rank < comm_.world_size(); rank++)
       for (const Part& p : parts_[size_t(rank)]) {
         if (rank != comm_.rank()) unpack(p, in, params.data(), keep);
@@ -75,77 +77,84 @@ class ShardedOptimizer final : public Optimizer {
   }
 
  private:
-  float* pack(const Part& p, const float* params, float* out) const {
-    if (p.slices == 0) return std::copy_n(params + p.offset, p.length, out);
+  // A whole part as it is; a sliced one as its indices, then gather_slices' block of the selected slices.
+  float* pack(const Part& p, const float* params, float* out) {
+    if (p.slices == 0) {
+      ops_->copy(p.length, params + p.offset, out);
+      return out + p.length;
+    }
     const SliceSelection* selection = local_->changed_slices(p.offset);
     if (!selection || int64_t(selection->indices.size()) != p.slices)
       throw std::logic_error("the matrix optimizer did not report its selected slices");
-    for (int64_t index : selection->indices) *out++ = float(index);  // exact below 2^24
-    const float* w = params + p.offset;
-    for (int64_t index : selection->indices)
-      for (int64_t j = 0; j < (p.dim == SliceDim::kRows ? p.cols : p.rows); j++)
-        *out++ = p.dim == SliceDim::kRows ? w[index * p.cols + j] : w[j * p.cols + index];
-    return out;
+    indices_.assign(selection->indices.begin(), selection->indices.end());  // exact below 2^24
+    ops_->copy_from_host(indices_, out);
+    ops_->gather_slices(p.dim, p.rows, p.cols, params + p.offset, selection->indices, out + p.slices);
+    return out + p.message();
   }
 
-  static void unpack(const Part& p, const float* in, float* params, float keep) {
+  // Another rank's part into the weights: whole, or (Dion2) the decay every
+  // entry gets, then the selected slices set to the owner's values.
+  void unpack(const Part& p, const float* in, float* params, float keep) {
     float* w = params + p.offset;
     if (p.slices == 0) {
-      std::copy_n(in, p.length, w);
+      ops_->copy(p.length, in, w);
       return;
     }
-    #pragma omp parallel for
-    for (int64_t i = 0; i < p.length; i++) w[i] *= keep;
-    const float* values = in + p.slices;
-    const int64_t slice_length = p.dim == SliceDim::kRows ? p.cols : p.rows;
-    for (int64_t s = 0; s < p.slices; s++) {
-      const int64_t index = int64_t(in[s]);
-      for (int64_t j = 0; j < slice_length; j++)
-        (p.dim == SliceDim::kRows ? w[index * p.cols + j] : w[j * p.cols + index]) = values[s * slice_length + j];
-    }
+    indices_.resize(size_t(p.slices));
+    ops_->copy_to_host(in, indices_);
+    selected_.assign(indices_.begin(), indices_.end());
+    ops_->scale(p.length, keep, w);
+    ops_->scale_slices(p.dim, p.rows, p.cols, w, selected_, 0.0f);
+    ops_->add_to_slices(p.dim, p.rows, p.cols, w, selected_, 1.0f, in + p.slices);
   }
 
   Comm& comm_;
+  std::shared_ptr<MatrixOps> ops_;  // the weights' backend: packing and unpacking run where they live
   std::unique_ptr<Optimizer> local_;
   std::vector<std::vector<Part>> parts_;  // per rank, in the order its values are packed
   OptimConfig config_;
   std::vector<int64_t> counts_;
-  std::vector<float> send_, receive_;
+  float *send_, *receive_;
+  std::vector<float> indices_;     // a sliced part's indices, as they travel
+  std::vector<int64_t> selected_;  // and as the ops take them
 };
 
 // The reduce-scatter of gradients: every rank's parts, whole, in rank order;
 // each rank keeps the mean of its own and returns the global norm.
 class GradientReduceScatter {
  public:
-  GradientReduceScatter(Comm& comm, std::vector<std::vector<Part>> parts)
+  GradientReduceScatter(Comm& comm, std::shared_ptr<MatrixOps> ops, std::vector<std::vector<Part>> parts)
       : comm_(comm),
+        ops_(std::move(ops)),
         parts_(std::move(parts)),
         counts_(block_counts(parts_, true)),
-        send_(size_t(std::accumulate(counts_.begin(), counts_.end(), int64_t(0)))),
-        mine_(size_t(counts_[size_t(comm_.rank())])) {}
+        total_(std::accumulate(counts_.begin(), counts_.end(), int64_t(0))),
+        send_(ops_->allocate(total_)),
+        mine_(ops_->allocate(counts_[size_t(comm_.rank())])) {}
 
   double operator()(std::span<float> grads) {
-    float* out = send_.data();
+    float* out = send_;
     for (const auto& rank_parts : parts_)
-      for (const Part& p : rank_parts) out = std::copy_n(grads.data() + p.offset, p.length, out);
-    comm_.reduce_scatter_sum(send_, mine_, counts_);
+      for (const Part& p : rank_parts) ops_->copy(p.length, grads.data() + p.offset, out), out += p.length;
+    comm_.reduce_scatter_sum({send_, size_t(total_)}, {mine_, size_t(counts_[size_t(comm_.rank())])}, counts_);
     const float inverse = 1.0f / float(comm_.world_size());
     double sum_squares = 0;
-    const float* in = mine_.data();
-    for (const Part& p : parts_[size_t(comm_.rank())])
-      for (int64_t i = 0; i < p.length; i++) {
-        const float g = *in++ * inverse;
-        grads[size_t(p.offset + i)] = g;
-        sum_squares += double(g) * double(g);
-      }
+    const float* in = mine_;
+    for (const Part& p : parts_[size_t(comm_.rank())]) {
+      ops_->axpby(p.length, inverse, in, 0.0f, grads.data() + p.offset);  // the mean over ranks
+      sum_squares += ops_->sum_squares(p.length, grads.data() + p.offset);
+      in += p.length;
+    }
     return std::sqrt(comm_.sum_over_ranks(sum_squares));
   }
 
  private:
   Comm& comm_;
+  std::shared_ptr<MatrixOps> ops_;
   std::vector<std::vector<Part>> parts_;
   std::vector<int64_t> counts_;
-  std::vector<float> send_, mine_;
+  int64_t total_;
+  float *send_, *mine_;
 };
 
 }  // namespace
@@ -160,11 +169,12 @@ DistributedOptimizer make_distributed_optimizer(const Config& config, const GptL
   // Compressed sync: every rank steps every matrix from its own momentum, with
   // the selected slices averaged; nothing of the matrices is sent afterwards.
   const bool compressed = config.optim.sync == "selected";
+  const std::shared_ptr<MatrixOps> ops = make_matrix_ops(config.run.device);
   std::function<void(std::span<float>)> average;
   if (compressed)
-    average = [&comm](std::span<float> values) {
+    average = [&comm, ops](std::span<float> values) {
       comm.all_reduce_sum(values);
-      for (float& v : values) v *= 1.0f / float(comm.world_size());
+      ops->scale(int64_t(values.size()), 1.0f / float(comm.world_size()), values.data());
     };
   for (size_t i = 0; i < layout.tensors.size(); i++) {
     const ParamTensor& t = layout.tensors[i];
@@ -189,9 +199,9 @@ DistributedOptimizer make_distributed_optimizer(const Config& config, const GptL
       (layout.tensors[piece.tensor].role == ParamRole::kMatrix ? matrix_slices : other_slices).push_back(piece.slice);
     }
   // Gradients: the owner of a part needs its whole gradient, sliced or not.
-  auto reducer = std::make_shared<GradientReduceScatter>(comm, parts);
+  auto reducer = std::make_shared<GradientReduceScatter>(comm, ops, parts);
   return {std::make_unique<ShardedOptimizer>(
-              comm,
+              comm, ops,
               make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices),
                                   std::move(average)),
               std::move(parts), config.optim),
