@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, in one call on a machine with an NVIDIA GPU, CUDA, cuBLAS and
 # CMake: builds for sm_90, runs every gpu test, a short training under
-# compute-sanitizer (memcheck and racecheck) and the GPU benchmarks, then
+# compute-sanitizer (memcheck and racecheck) and the GPU benchmarks (bench_gpu
+# and the paper's micro benchmark on one rank), then
 # prints one table and writes it, with the device, date and commit, to
 # bench/results/gpu_check_<device>.md.
 #
@@ -106,12 +107,21 @@ for tool in memcheck racecheck; do
       "2 training steps, L2 d64 T64: ${summary:-no summary}, $(( $(date +%s) - t0 )) s"
 done
 
-# 4. Benchmarks.
+# 4. Benchmarks: bench_gpu, and the paper's micro benchmark on this one GPU.
 t0=$(date +%s)
 ./build-gpu/bench_gpu "${BENCH_BATCH:-16}" 10 >"$log_dir/bench_gpu.log" 2>&1
 status=$?
 cat "$log_dir/bench_gpu.log"
-row "benchmarks" "$( [[ $status -eq 0 ]] && echo ran || echo "FAILED (exit $status)")" "$(( $(date +%s) - t0 )) s"
+row "bench_gpu" "$( [[ $status -eq 0 ]] && echo ran || echo "FAILED (exit $status)")" "$(( $(date +%s) - t0 )) s"
+t0=$(date +%s)
+PYTHON=python3 bash scripts/micro_benchmark.sh "$data/micro" --ranks 1 --widths "1024 4096" --steps 25 \
+  --train-gpt build-gpu/train_gpt --set run.device=cuda --set optim.ortho_precision=bf16 \
+  --set data.train="$data/check_train_*.bin" --set data.val="$data/check_val_*.bin" --set train.sample_every=0 \
+  >"$log_dir/micro_benchmark.log" 2>&1
+status=$?
+tail -5 "$log_dir/micro_benchmark.log"
+row "micro benchmark" "$( [[ $status -eq 0 ]] && echo ran || echo "FAILED (exit $status)")" \
+    "4-layer GPT, 1 rank, bf16 products, optimizer step ms (mean of the last 20 of 25), $(( $(date +%s) - t0 )) s"
 
 # The table, printed last and written to bench/results/.
 mkdir -p bench/results
@@ -128,6 +138,12 @@ tmp=$(mktemp "$result.XXXXXX")
   printf '%s\n' "${rows[@]}"
   echo
   grep '^|' "$log_dir/bench_gpu.log" || echo "(no benchmark table: see build-gpu/logs/bench_gpu.log)"
+  echo
+  if [[ -f "$data/micro/micro_benchmark.csv" ]]; then
+    echo "| micro benchmark: optimizer | d_model | ranks | optimizer step ms | bytes sent |"
+    echo "|---|---|---|---|---|"
+    tail -n +2 "$data/micro/micro_benchmark.csv" | sed 's/^/| /; s/,/ | /g; s/$/ |/'
+  fi
 } >"$tmp" && mv "$tmp" "$result"
 echo
 cat "$result"

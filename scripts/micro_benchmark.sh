@@ -4,19 +4,23 @@
 # of the last 20 of S steps) and what rank 0 sends per step (comm_bytes) for
 # AdamW, Muon, Dion (rank 1/4), Dion2 alpha 0.5/0.25/0.125 and Dion2 0.25 with
 # compressed sync. Writes OUT/micro_benchmark.csv and OUT/micro_benchmark.png.
-#   bash scripts/micro_benchmark.sh OUT [--ranks 4] [--widths "256 512"] [--steps 100] [--set key=value ...]
-# On the CPU it runs at small d_model; the paper's sizes (1024 ... 8192) need GPUs.
+#   bash scripts/micro_benchmark.sh OUT [--ranks 4] [--widths "256 512"] [--steps 100] [--train-gpt PATH]
+#                                       [--set key=value ...]
+# On the CPU it runs at small d_model; the paper's sizes (1024 ... 8192) need GPUs
+# (--set run.device=cuda). --ranks 1 runs one process without mpirun.
+# PYTHON (default /usr/bin/python3, Debian's) draws the PNG.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-[ $# -ge 1 ] || { echo "usage: $0 OUT [--ranks R] [--widths \"D ...\"] [--steps S] [--set key=value ...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 OUT [--ranks R] [--widths \"D ...\"] [--steps S] [--train-gpt PATH] [--set key=value ...]" >&2; exit 2; }
 out=$1
 shift
-ranks=4 widths="256 512" steps=100 extra=()
+ranks=4 widths="256 512" steps=100 train_gpt=$root/build/train_gpt extra=()
 while [ $# -gt 0 ]; do
   case $1 in
     --ranks) ranks=$2; shift 2 ;;
     --widths) widths=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
+    --train-gpt) train_gpt=$2; shift 2 ;;
     --set) extra+=(--set "$2"); shift 2 ;;
     *) echo "micro_benchmark: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -24,6 +28,7 @@ done
 [ "$steps" -ge 21 ] || { echo "micro_benchmark: --steps must be at least 21 (the mean is over the last 20)" >&2; exit 2; }
 mkdir -p "$out"
 launch=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -x OMP_NUM_THREADS=1 -np "$ranks")
+if [ "$ranks" -eq 1 ]; then launch=(env); fi
 variants=("adamw|optim.matrix=adamw optim.lr=2e-3"
           "muon|optim.matrix=muon"
           "dion_rank0.25|optim.matrix=dion optim.rank_frac=0.25"
@@ -40,7 +45,7 @@ for d in $widths; do
     for o in ${variant#*|}; do sets+=(--set "$o"); done
     run="$out/d${d}_$name"
     rm -rf "$run"
-    "${launch[@]}" "$root/build/train_gpt" --config "$root/configs/sotu_dion2.yaml" \
+    "${launch[@]}" "$train_gpt" --config "$root/configs/sotu_dion2.yaml" \
       --set model.d_model="$d" --set model.n_head=$((d / 64 > 0 ? d / 64 : 1)) --set model.n_layer=4 \
       --set train.micro_batch=1 --set model.seq_len=64 --set train.batch_tokens=$((64 * ranks)) \
       --set train.steps="$steps" --set train.eval_every=0 --set train.eval_tokens=64 --set train.ckpt_every=0 \
@@ -52,7 +57,7 @@ for d in $widths; do
   done
 done
 mv "$csv.tmp" "$csv"
-/usr/bin/python3 - "$csv" "$out/micro_benchmark.png" <<'PY'
+"${PYTHON:-/usr/bin/python3}" - "$csv" "$out/micro_benchmark.png" <<'PY'
 import csv, sys
 import matplotlib
 matplotlib.use("Agg")
