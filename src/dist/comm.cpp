@@ -44,6 +44,26 @@ bool launched_by_mpi() {
 
 }  // namespace
 
+void Comm::count_all_reduce(int64_t bytes) { bytes_sent_ += 2 * bytes * (world_size() - 1) / world_size(); }
+
+void Comm::count_reduce_scatter(std::span<const int64_t> counts) {
+  for (int r = 0; r < world_size(); r++)
+    if (r != rank()) bytes_sent_ += counts[size_t(r)] * int64_t(sizeof(float));
+}
+
+void Comm::count_all_gather(std::span<const int64_t> counts) {
+  bytes_sent_ += counts[size_t(rank())] * int64_t(sizeof(float)) * (world_size() - 1);
+}
+
+void Comm::count_broadcast(int64_t bytes, int root) {
+  if (rank() == root) bytes_sent_ += bytes * (world_size() - 1);
+}
+
+void Comm::count_all_to_all(std::span<const int64_t> send_counts) {
+  for (int r = 0; r < world_size(); r++)
+    if (r != rank()) bytes_sent_ += send_counts[size_t(r)] * int64_t(sizeof(float));
+}
+
 std::unique_ptr<Comm> make_comm(int* argc, char*** argv) {
 #ifdef LLMDION_WITH_MPI
   if (launched_by_mpi()) return make_mpi_comm(argc, argv);

@@ -1,7 +1,8 @@
 // The collectives the trainer and the optimizers use over the ranks of one run:
 // one interface, implemented on MPI for CPU buffers (mpi_comm.cpp) and, where
 // the process runs alone, by a serial Comm that copies. make_comm() is the one
-// place that decides which.
+// place that decides which. On cuda runs over several ranks, make_gpu_comm()
+// (gpu_comm.h) wraps that Comm: NCCL for GPU buffers, it for host buffers.
 //
 // Blocks are laid out in rank order: block r of a buffer has counts[r] values.
 // bytes_sent() counts what this rank sends under the textbook algorithms for
@@ -49,6 +50,14 @@ class Comm {
   int64_t bytes_sent() const { return bytes_sent_; }
 
  protected:
+  // bytes_sent_ += what this rank sends in one collective under the textbook
+  // algorithm above, from the collective's arguments (blocks of floats).
+  void count_all_reduce(int64_t bytes);
+  void count_reduce_scatter(std::span<const int64_t> counts);
+  void count_all_gather(std::span<const int64_t> counts);
+  void count_broadcast(int64_t bytes, int root);
+  void count_all_to_all(std::span<const int64_t> send_counts);
+
   int64_t bytes_sent_ = 0;
 };
 

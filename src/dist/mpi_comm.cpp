@@ -47,43 +47,42 @@ class MpiComm final : public Comm {
   int world_size() const override { return world_; }
 
   void all_reduce_sum(std::span<float> data) override {
-    bytes_sent_ += all_reduce_bytes(int64_t(data.size_bytes()));
+    count_all_reduce(int64_t(data.size_bytes()));
     check(MPI_Allreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size())), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
           "MPI_Allreduce");
   }
   void all_reduce_sum(std::span<double> data) override {
-    bytes_sent_ += all_reduce_bytes(int64_t(data.size_bytes()));
+    count_all_reduce(int64_t(data.size_bytes()));
     check(MPI_Allreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size())), MPI_DOUBLE, MPI_SUM,
                         MPI_COMM_WORLD),
           "MPI_Allreduce");
   }
   void reduce_scatter_sum(std::span<const float> in, std::span<float> out, std::span<const int64_t> counts) override {
-    bytes_sent_ += int64_t(in.size_bytes()) - counts[size_t(rank_)] * int64_t(sizeof(float));
+    count_reduce_scatter(counts);
     std::vector<int> c = ints(counts);
     check(MPI_Reduce_scatter(in.data(), out.data(), c.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Reduce_scatter");
   }
   void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
-    bytes_sent_ += int64_t(mine.size_bytes()) * (world_ - 1);
+    count_all_gather(counts);
     std::vector<int> c = ints(counts), displacements = offsets(c);
     check(MPI_Allgatherv(mine.data(), as_count(int64_t(mine.size())), MPI_FLOAT, all.data(), c.data(),
                          displacements.data(), MPI_FLOAT, MPI_COMM_WORLD),
           "MPI_Allgatherv");
   }
   void broadcast(std::span<float> data, int root) override {
-    if (rank_ == root) bytes_sent_ += int64_t(data.size_bytes()) * (world_ - 1);
+    count_broadcast(int64_t(data.size_bytes()), root);
     check(MPI_Bcast(data.data(), as_count(int64_t(data.size())), MPI_FLOAT, root, MPI_COMM_WORLD), "MPI_Bcast");
   }
   void broadcast(std::string& text, int root) override {
     int64_t length = int64_t(text.size());
     check(MPI_Bcast(&length, 1, MPI_INT64_T, root, MPI_COMM_WORLD), "MPI_Bcast");
     text.resize(size_t(length));
-    if (rank_ == root) bytes_sent_ += length * (world_ - 1);
+    count_broadcast(length, root);
     check(MPI_Bcast(text.data(), as_count(length), MPI_CHAR, root, MPI_COMM_WORLD), "MPI_Bcast");
   }
   void all_to_all(std::span<const float> in, std::span<const int64_t> send_counts, std::span<float> out,
                   std::span<const int64_t> recv_counts) override {
-    for (int r = 0; r < world_; r++)
-      if (r != rank_) bytes_sent_ += send_counts[size_t(r)] * int64_t(sizeof(float));
+    count_all_to_all(send_counts);
     std::vector<int> sc = ints(send_counts), rc = ints(recv_counts), sd = offsets(sc), rd = offsets(rc);
     check(MPI_Alltoallv(in.data(), sc.data(), sd.data(), MPI_FLOAT, out.data(), rc.data(), rd.data(), MPI_FLOAT,
                         MPI_COMM_WORLD),
@@ -96,7 +95,6 @@ class MpiComm final : public Comm {
   }
 
  private:
-  int64_t all_reduce_bytes(int64_t bytes) const { return 2 * bytes * (world_ - 1) / world_; }
   static std::vector<int> ints(std::span<const int64_t> counts) {
     std::vector<int> out;
     for (int64_t c : counts) out.push_back(as_count(c));

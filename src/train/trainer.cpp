@@ -19,6 +19,7 @@
 #include "data/dataloader.h"
 #include "data/tokenizer.h"
 #include "dist/comm.h"
+#include "dist/gpu_comm.h"
 #include "dist/sharded_optimizer.h"
 #include "model/llmc_checkpoint.h"
 #include "model/model.h"
@@ -143,14 +144,22 @@ void describe_run(const Config& config) {
               static_cast<long long>(grad_accum), static_cast<long long>(config.train.steps));
 }
 
-int run_training(const Config& given, Comm& comm) {
+int run_training(const Config& given, Comm& host_comm) {
   // run.device auto becomes the device this run uses, so that checkpoints and resumes name it.
   Config config = given;
   const Device device = resolve_device(given.run.device);
   config.run.device = device_name(device);
-  if (device == Device::kCuda && comm.world_size() > 1)
-    throw std::runtime_error("run.device cuda over several ranks needs a GPU communicator (NCCL), which this "
-                             "version does not have: run one rank, or use run.device: cpu under mpirun");
+  // Several GPU ranks: one GPU each, and NCCL for what lives on them (gpu_comm.h).
+  std::unique_ptr<Comm> gpu_comm;
+  if (device == Device::kCuda && host_comm.world_size() > 1) {
+    if (!gpu_comm_available())
+      throw std::runtime_error("run.device cuda over several ranks needs NCCL, which this build lacks (it needs "
+                               "CUDA, MPI and NCCL): run one rank, or use run.device: cpu under mpirun");
+#ifdef LLMDION_WITH_NCCL
+    gpu_comm = make_gpu_comm(host_comm);
+#endif
+  }
+  Comm& comm = gpu_comm ? *gpu_comm : host_comm;
   const std::string& out_dir = config.run.out_dir;
   const bool root = comm.rank() == 0;  // writes loss.csv, done.yaml, checkpoints, samples
   check_same_on_all_ranks(comm, config_to_yaml(config), "resolved config");

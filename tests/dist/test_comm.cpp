@@ -120,6 +120,19 @@ TEST(Comm, bytes_sent_counts_what_the_textbook_algorithms_send) {
   std::vector<float> all(size_t(10 * n));
   comm->all_gather(std::vector<float>(10, 1.0f), all, counts);  // my block to each other rank
   EXPECT_EQ(comm->bytes_sent() - before, n > 1 ? 40 * (n - 1) : 0);
+  before = comm->bytes_sent();
+  std::vector<float> mine(10);
+  comm->reduce_scatter_sum(all, mine, counts);  // the other ranks' blocks, each to its rank
+  EXPECT_EQ(comm->bytes_sent() - before, n > 1 ? 40 * (n - 1) : 0);
+  before = comm->bytes_sent();
+  std::vector<float> received(all.size());
+  comm->all_to_all(all, counts, received, counts);  // a block to each other rank
+  EXPECT_EQ(comm->bytes_sent() - before, n > 1 ? 40 * (n - 1) : 0);
+  before = comm->bytes_sent();
+  std::string text(7, 'x');
+  comm->broadcast(data, 0);  // n - 1 copies, from the root only
+  comm->broadcast(text, 0);
+  EXPECT_EQ(comm->bytes_sent() - before, comm->rank() == 0 && n > 1 ? (400 + 7) * (n - 1) : 0);
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
-// Every CUDA, cuBLAS, cuBLASLt and cuSOLVER call goes through one of these: a
-// failure throws with the call, the file and the line, and the library's own words.
+// Every CUDA, cuBLAS, cuBLASLt, cuSOLVER and NCCL call goes through one of these:
+// a failure throws with the call, the file and the line, and the library's own words.
 #pragma once
 
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
+#ifdef LLMDION_WITH_NCCL
+#include <nccl.h>
+#endif
 
 #include <stdexcept>
 #include <string>
@@ -39,10 +42,21 @@ inline void check(cusolverStatus_t status, const char* call, const char* file, i
   }
 }
 
+#ifdef LLMDION_WITH_NCCL
+// NCCL: the status in words, then its last error message, which names the cause (a peer, a transport).
+inline void check(ncclResult_t status, const char* call, const char* file, int line) {
+  if (status == ncclSuccess) return;
+  const char* last_error = ncclGetLastError(nullptr);
+  const std::string cause = last_error ? last_error : "";
+  fail(call, file, line, std::string(ncclGetErrorString(status)) + (cause.empty() ? "" : ": " + cause));
+}
+#endif
+
 }  // namespace llmdion::cuda
 
 #define CUDA_CHECK(call) ::llmdion::cuda::check((call), #call, __FILE__, __LINE__)
 #define CUBLAS_CHECK(call) ::llmdion::cuda::check((call), #call, __FILE__, __LINE__)
 #define CUSOLVER_CHECK(call) ::llmdion::cuda::check((call), #call, __FILE__, __LINE__)
+#define NCCL_CHECK(call) ::llmdion::cuda::check((call), #call, __FILE__, __LINE__)
 // After a kernel launch: a bad configuration shows here, a fault at the next synchronization.
 #define CUDA_CHECK_LAUNCH() ::llmdion::cuda::check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)

@@ -1,0 +1,241 @@
+// The Comm of cuda runs over several ranks: NCCL for buffers in GPU memory,
+// the wrapped host Comm (MPI) for the rest. Each call looks at its own buffers
+// (cudaPointerGetAttributes): device memory goes to NCCL, anything else to the
+// host Comm, and a GPU buffer paired with a host buffer is refused. An empty
+// buffer says nothing, so the other one decides; with no values at all this
+// rank makes no call. All ranks pass the same sizes and counts, so outside
+// all-to-all they agree on that; in an all-to-all a rank with nothing
+// to send or receive has no peer waiting for it under NCCL (under MPI it would:
+// a host all-to-all through this Comm needs values on every rank).
+//
+// NCCL's ReduceScatter and AllGather take equal blocks; ours are uneven, so
+// each is one call per block, fused into one launch by ncclGroupStart/End:
+//   reduce-scatter  block r of every rank summed onto rank r   ncclReduce, root r
+//   all-gather      rank r's block into block r of all         ncclBroadcast, root r
+//   all-to-all      a send and a receive per peer; its own block a copy
+// Blocks of zero values are skipped, by every rank alike since all hold the
+// same counts. Nothing is allocated.
+//
+// Everything runs on the legacy default stream, where the CUDA model, AdamW and
+// MatrixOps run: the kernels that read a result, and any cudaMemcpy of it to
+// the host, come after it on that stream, so no collective waits for the GPU.
+// bytes_sent() counts every collective, on the GPU or the host, as MpiComm does.
+#include <nccl.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/cuda/check.h"
+#include "dist/gpu_comm.h"
+
+namespace llmdion {
+namespace {
+
+constexpr cudaStream_t kStream = nullptr;  // the legacy default stream
+
+enum class Memory { kEmpty, kHost, kDevice };
+
+// Where a buffer lives. Pinned or managed host memory is waited for first: work
+// on the stream may still be writing it, and the host Comm reads it at once.
+Memory memory_of(const void* data, size_t size) {
+  if (size == 0) return Memory::kEmpty;
+  cudaPointerAttributes attributes{};
+  CUDA_CHECK(cudaPointerGetAttributes(&attributes, data));
+  if (attributes.type == cudaMemoryTypeDevice) return Memory::kDevice;
+  if (attributes.type != cudaMemoryTypeUnregistered) CUDA_CHECK(cudaStreamSynchronize(kStream));
+  return Memory::kHost;
+}
+
+// Where a collective over two buffers runs: where the non-empty ones live, which must be one place.
+Memory same_memory(const char* collective, Memory a, Memory b) {
+  if (a == Memory::kEmpty || a == b) return b;
+  if (b == Memory::kEmpty) return a;
+  throw std::invalid_argument(std::string(collective) +
+                              ": one buffer is in GPU memory and the other in host memory; pass both from one side");
+}
+
+// Where each rank's block starts in a buffer of blocks in rank order; the last entry is their total.
+std::vector<int64_t> block_starts(const char* collective, std::span<const int64_t> counts, int world) {
+  if (int64_t(counts.size()) != world)
+    throw std::invalid_argument(std::string(collective) + ": " + std::to_string(counts.size()) + " block counts for " +
+                                std::to_string(world) + " ranks");
+  std::vector<int64_t> starts = {0};
+  for (int64_t count : counts) {
+    if (count < 0)
+      throw std::invalid_argument(std::string(collective) + ": a block of " + std::to_string(count) + " values");
+    starts.push_back(starts.back() + count);
+  }
+  return starts;
+}
+
+void require_size(const char* collective, const char* buffer, size_t size, int64_t expected) {
+  if (int64_t(size) != expected)
+    throw std::invalid_argument(std::string(collective) + ": `" + buffer + "` holds " + std::to_string(size) +
+                                " values, but the block counts call for " + std::to_string(expected));
+}
+
+// The first of these environment variables the launcher set, as a number; else `otherwise`.
+int from_launcher(std::initializer_list<const char*> variables, int otherwise) {
+  for (const char* variable : variables) {
+    const char* text = std::getenv(variable);
+    if (!text) continue;
+    char* end = nullptr;
+    const long value = std::strtol(text, &end, 10);
+    if (end == text || *end != '\0' || value < 0 || value > 1 << 20)
+      throw std::runtime_error(std::string(variable) + "=" + text + " is not a rank number");
+    return int(value);
+  }
+  return otherwise;
+}
+
+class GpuComm final : public Comm {
+ public:
+  explicit GpuComm(Comm& host) : host_(host) {
+    // One GPU per rank, chosen by its rank on this machine (modulo the GPUs it
+    // sees, which is 1 where the launcher gives each rank its own). Two ranks on
+    // one GPU are refused by ncclCommInitRank ("Duplicate GPU detected").
+    int devices = 0;
+    CUDA_CHECK(cudaGetDeviceCount(&devices));
+    if (devices == 0) throw std::runtime_error("no CUDA device for the NCCL communicator");
+    const int local_rank = from_launcher({"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"}, host.rank());
+    CUDA_CHECK(cudaSetDevice(local_rank % devices));
+
+    // Rank 0's id (128 bytes) tells every rank where NCCL's bootstrap meets; the host Comm carries it.
+    ncclUniqueId id{};
+    std::string id_bytes;
+    if (host.rank() == 0) {
+      NCCL_CHECK(ncclGetUniqueId(&id));
+      id_bytes.assign(reinterpret_cast<const char*>(&id), sizeof id);
+    }
+    host.broadcast(id_bytes, 0);
+    if (id_bytes.size() != sizeof id)
+      throw std::runtime_error("rank 0's NCCL id arrived with " + std::to_string(id_bytes.size()) + " bytes, not " +
+                               std::to_string(sizeof id));
+    std::memcpy(&id, id_bytes.data(), sizeof id);
+    NCCL_CHECK(ncclCommInitRank(&nccl_, host.world_size(), id, host.rank()));
+  }
+  // Flushes this rank's NCCL work and frees it. Every rank destroys its own; a failing rank calls abort instead.
+  ~GpuComm() override {
+    if (nccl_) ncclCommDestroy(nccl_);
+  }
+  GpuComm(const GpuComm&) = delete;
+  GpuComm& operator=(const GpuComm&) = delete;
+
+  int rank() const override { return host_.rank(); }
+  int world_size() const override { return host_.world_size(); }
+
+  void all_reduce_sum(std::span<float> data) override { all_reduce(data, ncclFloat); }
+  void all_reduce_sum(std::span<double> data) override { all_reduce(data, ncclDouble); }
+
+  void reduce_scatter_sum(std::span<const float> in, std::span<float> out, std::span<const int64_t> counts) override {
+    const std::vector<int64_t> starts = block_starts("reduce_scatter_sum", counts, world_size());
+    require_size("reduce_scatter_sum", "in", in.size(), starts.back());
+    require_size("reduce_scatter_sum", "out", out.size(), counts[size_t(rank())]);
+    const Memory memory =
+        same_memory("reduce_scatter_sum", memory_of(in.data(), in.size()), memory_of(out.data(), out.size()));
+    count_reduce_scatter(counts);
+    if (memory == Memory::kHost) host_.reduce_scatter_sum(in, out, counts);
+    if (memory != Memory::kDevice) return;
+    NCCL_CHECK(ncclGroupStart());
+    for (int r = 0; r < world_size(); r++)
+      if (counts[size_t(r)] > 0)
+        NCCL_CHECK(ncclReduce(in.data() + starts[size_t(r)], r == rank() ? out.data() : nullptr,
+                              size_t(counts[size_t(r)]), ncclFloat, ncclSum, r, nccl_, kStream));
+    NCCL_CHECK(ncclGroupEnd());
+  }
+
+  void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
+    const std::vector<int64_t> starts = block_starts("all_gather", counts, world_size());
+    require_size("all_gather", "mine", mine.size(), counts[size_t(rank())]);
+    require_size("all_gather", "all", all.size(), starts.back());
+    const Memory memory =
+        same_memory("all_gather", memory_of(mine.data(), mine.size()), memory_of(all.data(), all.size()));
+    count_all_gather(counts);
+    if (memory == Memory::kHost) host_.all_gather(mine, all, counts);
+    if (memory != Memory::kDevice) return;
+    NCCL_CHECK(ncclGroupStart());
+    for (int r = 0; r < world_size(); r++) {
+      if (counts[size_t(r)] == 0) continue;
+      float* block = all.data() + starts[size_t(r)];
+      NCCL_CHECK(ncclBroadcast(r == rank() ? mine.data() : block, block, size_t(counts[size_t(r)]), ncclFloat, r, nccl_,
+                               kStream));
+    }
+    NCCL_CHECK(ncclGroupEnd());
+  }
+
+  void broadcast(std::span<float> data, int root) override {
+    const Memory memory = memory_of(data.data(), data.size());
+    count_broadcast(int64_t(data.size_bytes()), root);
+    if (memory == Memory::kHost) host_.broadcast(data, root);
+    if (memory == Memory::kDevice)
+      NCCL_CHECK(ncclBroadcast(data.data(), data.data(), data.size(), ncclFloat, root, nccl_, kStream));
+  }
+
+  void broadcast(std::string& text, int root) override {
+    count_broadcast(int64_t(text.size()), root);  // the root's length is what travels
+    host_.broadcast(text, root);
+  }
+
+  void all_to_all(std::span<const float> in, std::span<const int64_t> send_counts, std::span<float> out,
+                  std::span<const int64_t> recv_counts) override {
+    const std::vector<int64_t> send_starts = block_starts("all_to_all", send_counts, world_size());
+    const std::vector<int64_t> recv_starts = block_starts("all_to_all", recv_counts, world_size());
+    require_size("all_to_all", "in", in.size(), send_starts.back());
+    require_size("all_to_all", "out", out.size(), recv_starts.back());
+    const size_t me = size_t(rank());
+    if (send_counts[me] != recv_counts[me])
+      throw std::invalid_argument("all_to_all: rank " + std::to_string(me) + " sends itself " +
+                                  std::to_string(send_counts[me]) + " values but receives " +
+                                  std::to_string(recv_counts[me]));
+    const Memory memory = same_memory("all_to_all", memory_of(in.data(), in.size()), memory_of(out.data(), out.size()));
+    count_all_to_all(send_counts);
+    if (memory == Memory::kHost) host_.all_to_all(in, send_counts, out, recv_counts);
+    if (memory != Memory::kDevice) return;
+    if (send_counts[me] > 0)
+      CUDA_CHECK(cudaMemcpyAsync(out.data() + recv_starts[me], in.data() + send_starts[me],
+                                 size_t(send_counts[me]) * sizeof(float), cudaMemcpyDeviceToDevice, kStream));
+    NCCL_CHECK(ncclGroupStart());
+    for (size_t r = 0; r < size_t(world_size()); r++) {
+      if (r == me) continue;
+      if (send_counts[r] > 0)
+        NCCL_CHECK(ncclSend(in.data() + send_starts[r], size_t(send_counts[r]), ncclFloat, int(r), nccl_, kStream));
+      if (recv_counts[r] > 0)
+        NCCL_CHECK(ncclRecv(out.data() + recv_starts[r], size_t(recv_counts[r]), ncclFloat, int(r), nccl_, kStream));
+    }
+    NCCL_CHECK(ncclGroupEnd());
+  }
+
+  // The ranks meet on the host; GPU work already queued may still be running.
+  void barrier() override { host_.barrier(); }
+
+  // Stops NCCL's kernels, which may be waiting for a rank that will never come, then ends every rank.
+  [[noreturn]] void abort(int code) override {
+    if (nccl_) ncclCommAbort(nccl_);
+    nccl_ = nullptr;
+    host_.abort(code);
+    std::exit(code);  // not reached: the host Comm's abort ends the process
+  }
+
+ private:
+  template <typename T>
+  void all_reduce(std::span<T> data, ncclDataType_t type) {
+    const Memory memory = memory_of(data.data(), data.size());
+    count_all_reduce(int64_t(data.size_bytes()));
+    if (memory == Memory::kHost) host_.all_reduce_sum(data);
+    if (memory == Memory::kDevice)
+      NCCL_CHECK(ncclAllReduce(data.data(), data.data(), data.size(), type, ncclSum, nccl_, kStream));
+  }
+
+  Comm& host_;
+  ncclComm_t nccl_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Comm> make_gpu_comm(Comm& host) { return std::make_unique<GpuComm>(host); }
+
+}  // namespace llmdion
