@@ -17,6 +17,7 @@
 #include "model/cuda/bf16_pack.cuh"
 #include "model/cuda/block_reduce.cuh"
 #include "model/cuda/kernels.h"
+#include "model/cuda/residual_add.cuh"
 
 namespace llmdion::cuda {
 namespace {
@@ -95,18 +96,8 @@ __global__ void __launch_bounds__(kRowThreads) residual_layernorm_forward_kernel
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
   if (row >= N) return;
   const int64_t offset = int64_t(row) * C;
-  float sum = 0;
-  for (int i = (threadIdx.x % 32) * W; i < C; i += 32 * W) {
-    float r[W], b[W];
-    load_pack<W>(r, residual + offset + i);
-    load_pack<W>(b, branch + offset + i);
-#pragma unroll
-    for (int k = 0; k < W; k++) {
-      r[k] = __bfloat162float(__float2bfloat16_rn(r[k] + b[k]));  // the value stored, exactly
-      sum += r[k];
-    }
-    store_pack<W>(residual_out + offset + i, r);
-  }
+  const float sum = add_residual_row<W>(residual_out + offset, residual + offset, branch + offset, C,
+                                        [](float x) { return x; });
   __syncwarp();
   normalize_row<W>(out + offset, mean + row, rstd + row, residual_out + offset, weight, bias, C, warp_sum(sum));
 }

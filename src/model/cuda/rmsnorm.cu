@@ -23,6 +23,7 @@
 #include "model/cuda/bf16_pack.cuh"
 #include "model/cuda/block_reduce.cuh"
 #include "model/cuda/kernels.h"
+#include "model/cuda/residual_add.cuh"
 
 namespace llmdion::cuda {
 namespace {
@@ -90,18 +91,8 @@ __global__ void __launch_bounds__(kRowThreads) residual_rmsnorm_forward_kernel(b
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
   if (row >= N) return;
   const int64_t offset = int64_t(row) * C;
-  float squares = 0;
-  for (int i = (threadIdx.x % 32) * W; i < C; i += 32 * W) {
-    float r[W], b[W];
-    load_pack<W>(r, residual + offset + i);
-    load_pack<W>(b, branch + offset + i);
-#pragma unroll
-    for (int k = 0; k < W; k++) {
-      r[k] = __bfloat162float(__float2bfloat16_rn(r[k] + b[k]));  // the value stored, exactly
-      squares += r[k] * r[k];
-    }
-    store_pack<W>(residual_out + offset + i, r);
-  }
+  const float squares = add_residual_row<W>(residual_out + offset, residual + offset, branch + offset, C,
+                                            [](float x) { return x * x; });
   scale_row<W>(out + offset, rstd + row, residual_out + offset, weight, C, warp_sum(squares));
 }
 

@@ -1,0 +1,32 @@
+// The residual add that the norm kernels fuse in front of themselves: one
+// warp's lanes over one row, each on its own packs.
+#pragma once
+
+#include "model/cuda/bf16_pack.cuh"
+#include "model/cuda/kernels.h"
+
+namespace llmdion::cuda {
+
+// residual_out = bf16(residual + branch) over this lane's packs of a row of C;
+// returns the lane's sum of statistic(stored value), the norm's statistic of
+// exactly what it will normalize (x for a mean, x^2 for a mean square).
+// residual_out may be residual (in place): a lane reads back only what it wrote.
+template <int W, typename Statistic>
+__device__ float add_residual_row(bf16* residual_out, const bf16* residual, const bf16* branch, int C,
+                                  Statistic statistic) {
+  float sum = 0;
+  for (int i = (threadIdx.x % 32) * W; i < C; i += 32 * W) {
+    float r[W], b[W];
+    load_pack<W>(r, residual + i);
+    load_pack<W>(b, branch + i);
+#pragma unroll
+    for (int k = 0; k < W; k++) {
+      r[k] = __bfloat162float(__float2bfloat16_rn(r[k] + b[k]));  // the value stored, exactly
+      sum += statistic(r[k]);
+    }
+    store_pack<W>(residual_out + i, r);
+  }
+  return sum;
+}
+
+}  // namespace llmdion::cuda
