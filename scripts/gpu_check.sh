@@ -78,15 +78,15 @@ row "gpu tests" "$( [[ $status -eq 0 ]] && echo passed || echo FAILED)" \
 # 3. A short training under compute-sanitizer, on synthetic shards.
 data=/tmp/llmdion_gpu_check_data
 mkdir -p "$data"
-python3 - "$data" <<'EOF'
-import sys, numpy as np
-rng = np.random.default_rng(1)
+python3 - "$data" <<'EOF' || fail "cannot write the synthetic shards"
+import array, random, sys
+random.seed(1)
 for name in ("check_val_000000.bin", "check_train_000001.bin"):
-    tokens = rng.integers(0, 256, 8192, dtype=np.uint16)
-    header = np.zeros(256, dtype=np.int32)
-    header[:3] = (20240520, 1, tokens.size)
+    tokens = array.array("H", (random.randrange(256) for _ in range(8192)))
+    header = array.array("i", [20240520, 1, len(tokens)] + [0] * 253)
     with open(f"{sys.argv[1]}/{name}", "wb") as f:
-        f.write(header.tobytes()); f.write(tokens.tobytes())
+        header.tofile(f)
+        tokens.tofile(f)
 EOF
 cat >"$data/tiny.yaml" <<EOF
 run: {device: cuda}
@@ -95,16 +95,22 @@ data: {train: $data/check_train_*.bin, val: $data/check_val_*.bin}
 train: {micro_batch: 2, batch_tokens: 128, steps: 2, eval_every: 2, eval_tokens: 128, ckpt_every: 0}
 EOF
 sanitizer=$(command -v compute-sanitizer || echo "$(dirname "$nvcc")/compute-sanitizer")
+# GPT-2 with AdamW, and the paper's block (RMSNorm, RoPE, qk-norm, relu^2) with Dion2 on bf16 products.
+runs=("gpt2_adamw|" "paper_dion2|--set model.arch=paper --set optim.matrix=dion2 --set optim.ortho_precision=bf16")
 for tool in memcheck racecheck; do
-  t0=$(date +%s)
-  rm -rf "$data/out_$tool"
-  "$sanitizer" --tool "$tool" --error-exitcode 3 ./build-gpu/train_gpt --config "$data/tiny.yaml" \
-    --set run.out_dir="$data/out_$tool" >"$log_dir/sanitizer_$tool.log" 2>&1
-  status=$?
-  summary=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log_dir/sanitizer_$tool.log" | tail -1)
-  [[ $status -ne 0 ]] && tail -30 "$log_dir/sanitizer_$tool.log"
-  row "compute-sanitizer $tool" "$( [[ $status -eq 0 ]] && echo clean || echo "FAILED (exit $status)")" \
-      "2 training steps, L2 d64 T64: ${summary:-no summary}, $(( $(date +%s) - t0 )) s"
+  for run in "${runs[@]}"; do
+    name=${run%%|*}
+    read -r -a sets <<<"${run#*|}"
+    t0=$(date +%s)
+    rm -rf "$data/out_${tool}_$name"
+    "$sanitizer" --tool "$tool" --error-exitcode 3 ./build-gpu/train_gpt --config "$data/tiny.yaml" \
+      --set run.out_dir="$data/out_${tool}_$name" "${sets[@]}" >"$log_dir/sanitizer_${tool}_$name.log" 2>&1
+    status=$?
+    summary=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log_dir/sanitizer_${tool}_$name.log" | tail -1)
+    [[ $status -ne 0 ]] && tail -30 "$log_dir/sanitizer_${tool}_$name.log"
+    row "compute-sanitizer $tool, $name" "$( [[ $status -eq 0 ]] && echo clean || echo "FAILED (exit $status)")" \
+        "2 training steps, L2 d64 T64: ${summary:-no summary}, $(( $(date +%s) - t0 )) s"
+  done
 done
 
 # 4. Benchmarks: bench_gpu, and the paper's micro benchmark on this one GPU.
