@@ -6,7 +6,7 @@
 //   x = wte[token] (+ wpe[position] with learned positions)
 //   for each layer:
 //     h = Norm1(x);  q = Wq h, k = Wk h, v = Wv h          (+ biases; k, v: n_kv_head heads)
-//     q, k = RMSNorm per head (qk_norm);  q, k = RoPE(q, k)  (rope)
+//     q, k = RoPE(q, k) (rope);  q, k = RMSNorm per head (qk_norm)
 //     x = x + Wo attention(q, k, v)                         (causal; query head i reads kv head i / group)
 //     h = Norm2(x)
 //     x = x + Wproj act(Wfc h)          act: gelu_tanh (gpt2) or relu^2 (paper)

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "config/config.h"
 #include "gpu_test_util.h"
@@ -95,9 +96,20 @@ TEST(CudaModel, loss_and_every_gradient_match_the_cpu_backend) {
     std::vector<float> cpu_grads(params.size()), gpu_grads(params.size());
     cpu->copy_grads_to_host(cpu_grads);
     gpu->copy_grads_to_host(gpu_grads);
+    double all_norm = 0;
+    for (float g : cpu_grads) all_norm += double(g) * g;
+    all_norm = std::sqrt(all_norm);
     for (const ParamTensor& t : cpu->layout().tensors) {
       const std::vector<float> want(cpu_grads.begin() + t.offset, cpu_grads.begin() + t.offset + t.numel());
       const std::vector<float> got(gpu_grads.begin() + t.offset, gpu_grads.begin() + t.offset + t.numel());
+      if (t.name.ends_with("attn.k.bias")) {
+        // Zero exactly (softmax ignores a shift every score of a row shares): both sides hold only
+        // rounding, the GPU's from bf16 dk. Small beside the whole gradient, not relative to itself.
+        double got_norm = 0;
+        for (float g : got) got_norm += double(g) * g;
+        EXPECT_LT(std::sqrt(got_norm), test::kBf16Tolerance * all_norm) << t.name;
+        continue;
+      }
       EXPECT_LT(relative_error(got, want), test::kBf16Tolerance) << t.name;
     }
     EXPECT_NEAR(gpu->grad_norm(), cpu->grad_norm(), 1e-2 * cpu->grad_norm());

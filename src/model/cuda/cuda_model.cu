@@ -106,8 +106,7 @@ class CudaModel final : public Model {
   float* scratch_;
   double *norm_partials_, *norm_;
   int32_t *tokens_, *targets_, *bucket_tokens_, *bucket_starts_, *bucket_positions_;
-  std::vector<int32_t> distinct_, starts_, positions_;
-  int bucket_count_ = 0;
+  std::vector<int32_t> inputs_, distinct_, starts_, positions_;  // the last forward's tokens and their grouping
   bool have_targets_ = false;
   std::vector<uint16_t> row_bits_;
   std::vector<float> row_;
@@ -149,9 +148,6 @@ CudaModel::CudaModel(const GptShape& shape, int64_t B, int64_t T)
   const int64_t N = B * T, C = shape.d_model, L = shape.n_layer, H = shape.mlp_hidden, NH = shape.n_head;
   const int64_t NKV = shape.kv_heads(), hs = shape.head_size(), W = C + 2 * shape.kv_width();
   const int64_t F = shape.mlp == MlpKind::kSwiglu ? 2 * H : H, Vp = shape.padded_vocab, P = layout_.num_params;
-  if (N * std::max({Vp, W, F}) >= (int64_t(1) << 31))
-    throw std::invalid_argument("micro-batch too large for 32-bit indexing: B*T times the widest row (" +
-                                std::to_string(std::max({Vp, W, F})) + ") must stay below 2^31");
 
   params_ = arena_.take<float>(P), grads_ = arena_.take<float>(P), weights_ = arena_.take<bf16>(P);
   const int64_t param_bytes = arena_.bytes();
@@ -273,16 +269,9 @@ float CudaModel::forward(const int32_t* inputs, const int32_t* targets) {
   const int B = int(B_), T = int(T_), hs = shape_.head_size(), W = C + 2 * shape_.kv_width();
   const int L = shape_.n_layer, V = shape_.vocab_size, Vp = shape_.padded_vocab;
   CUDA_CHECK(cudaMemcpy(tokens_, inputs, N * sizeof(int32_t), cudaMemcpyHostToDevice));
+  inputs_.assign(inputs, inputs + N);  // for the embedding backward's grouping
   have_targets_ = targets != nullptr;
-  if (targets) {
-    CUDA_CHECK(cudaMemcpy(targets_, targets, N * sizeof(int32_t), cudaMemcpyHostToDevice));
-    // The embedding backward's grouping of positions by token, made while the tokens are on the host.
-    cuda::group_positions_by_token(inputs, N, distinct_, starts_, positions_);
-    bucket_count_ = int(distinct_.size());
-    CUDA_CHECK(cudaMemcpy(bucket_tokens_, distinct_.data(), distinct_.size() * 4, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(bucket_starts_, starts_.data(), starts_.size() * 4, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(bucket_positions_, positions_.data(), positions_.size() * 4, cudaMemcpyHostToDevice));
-  }
+  if (targets) CUDA_CHECK(cudaMemcpy(targets_, targets, N * sizeof(int32_t), cudaMemcpyHostToDevice));
   auto stat = [&](float* v, int l) { return layernorm_ ? v + int64_t(l) * N : nullptr; };
 
   cuda::embedding_forward(residual_, tokens_, w(layout_.wte), w(layout_.wpe), B, T, C, 0);
@@ -361,7 +350,12 @@ void CudaModel::backward(float loss_scale) {
     if (o.qkv_b >= 0) cuda::add_column_sums(g(o.qkv_b), scratch_, d_qkv_, N, W, 0);
     norm_backward(d_ln_, residual_ + nc, o.ln1_w, o.ln1_b, stat(ln1_mean_, l), ln1_rstd_ + int64_t(l) * N);
   }
-  const cuda::TokenBuckets buckets{bucket_tokens_, bucket_starts_, bucket_positions_, bucket_count_};
+  // The positions of each token, grouped on the host where the tokens are.
+  cuda::group_positions_by_token(inputs_.data(), N, distinct_, starts_, positions_);
+  CUDA_CHECK(cudaMemcpy(bucket_tokens_, distinct_.data(), distinct_.size() * 4, cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(bucket_starts_, starts_.data(), starts_.size() * 4, cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(bucket_positions_, positions_.data(), positions_.size() * 4, cudaMemcpyHostToDevice));
+  const cuda::TokenBuckets buckets{bucket_tokens_, bucket_starts_, bucket_positions_, int(distinct_.size())};
   cuda::embedding_backward(g(layout_.wte), g(layout_.wpe), d_res_, buckets, B, T, C, 0);
 }
 

@@ -51,13 +51,10 @@ void run_product(cublasLtHandle_t handle, void* workspace, size_t workspace_byte
         cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
   }
   if (p.aux) {
-    const int64_t aux_ld = p.m;
-    const cudaDataType_t aux_type = CUDA_R_16BF;
+    const int64_t aux_ld = p.m;  // the aux matrix is D's shape and type (bf16)
     CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &p.aux, sizeof(p.aux)));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &aux_type,
-                                                sizeof(aux_type)));
   }
   // Stored shapes: A is m x k (k x m when transposed), B k x n (n x k when transposed).
   cublasLtMatrixLayout_t layout_a, layout_b, layout_d;

@@ -1,4 +1,4 @@
-// One thread per element, four elements per thread when aligned:
+// One thread per element:
 //   m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2
 //   w -= lr * (m / c1 / (sqrt(v / c2) + eps) + weight_decay * w)
 // Written as the CPU loop writes it (and without fused multiply-adds), so the
