@@ -116,6 +116,31 @@ TEST(CudaModel, loss_and_every_gradient_match_the_cpu_backend) {
   }
 }
 
+// What sampling and evaluation read: the logits of a forward without targets, a row at a time.
+TEST(CudaModel, logits_rows_match_the_cpu_backend) {
+  LLMDION_REQUIRE_GPU();
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    std::unique_ptr<Model> cpu = make_model(Device::kCpu, c.shape, c.B, c.T);
+    std::unique_ptr<Model> gpu = make_model(Device::kCuda, c.shape, c.B, c.T);
+    const std::vector<float> params = bf16_exact_params(c.shape, cpu->layout(), 9);
+    cpu->copy_params_from_host(params);
+    gpu->copy_params_from_host(params);
+    gpu->params_changed(1);
+    std::vector<int32_t> inputs(c.B * c.T);
+    random_tokens(inputs, c.shape.vocab_size, 3);
+    cpu->forward(inputs.data(), nullptr);
+    gpu->forward(inputs.data(), nullptr);
+    for (int64_t n : {int64_t(0), int64_t(c.T - 1), int64_t(c.B * c.T - 1)}) {
+      const float* want_row = cpu->logits_row(n);
+      const float* got_row = gpu->logits_row(n);
+      const std::vector<float> want(want_row, want_row + c.shape.vocab_size);
+      const std::vector<float> got(got_row, got_row + c.shape.vocab_size);
+      EXPECT_LT(relative_error(got, want), test::kBf16Tolerance) << "row " << n;
+    }
+  }
+}
+
 TEST(CudaModel, twenty_adamw_steps_follow_the_cpu_run) {
   LLMDION_REQUIRE_GPU();
   const Case c = cases()[0];
