@@ -24,6 +24,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
@@ -118,9 +119,11 @@ class GpuComm final : public Comm {
     std::memcpy(&id, id_bytes.data(), sizeof id);
     NCCL_CHECK(ncclCommInitRank(&nccl_, host.world_size(), id, host.rank()));
   }
-  // Flushes this rank's NCCL work and frees it. Every rank destroys its own; a failing rank calls abort instead.
+  // Flushes this rank's NCCL work and frees it. Not while an exception unwinds
+  // (the run failed, and the host Comm's abort comes next): the other ranks
+  // would never join that teardown, and the process exit frees the GPU.
   ~GpuComm() override {
-    if (nccl_) ncclCommDestroy(nccl_);
+    if (nccl_ && std::uncaught_exceptions() == 0) ncclCommDestroy(nccl_);
   }
   GpuComm(const GpuComm&) = delete;
   GpuComm& operator=(const GpuComm&) = delete;

@@ -120,13 +120,18 @@ class ShardedOptimizer final : public Optimizer {
 };
 
 // The reduce-scatter of gradients: every rank's parts, whole, in rank order;
-// each rank keeps the mean of its own and returns the global norm.
+// each rank keeps the mean of its own and returns the global norm. Gradients
+// that stay local (the matrices under compressed sync, averaged later only
+// where selected) count with each rank's own values: their sum over ranks is
+// not the averaged gradient's norm, but a NaN or Inf anywhere shows in it.
 class GradientReduceScatter {
  public:
-  GradientReduceScatter(Comm& comm, std::shared_ptr<MatrixOps> ops, std::vector<std::vector<Part>> parts)
+  GradientReduceScatter(Comm& comm, std::shared_ptr<MatrixOps> ops, std::vector<std::vector<Part>> parts,
+                        std::vector<ParamSlice> local)
       : comm_(comm),
         ops_(std::move(ops)),
         parts_(std::move(parts)),
+        local_(std::move(local)),
         counts_(block_counts(parts_, true)),
         total_(std::accumulate(counts_.begin(), counts_.end(), int64_t(0))),
         send_(ops_->allocate(total_)),
@@ -145,6 +150,7 @@ class GradientReduceScatter {
       sum_squares += ops_->sum_squares(p.length, grads.data() + p.offset);
       in += p.length;
     }
+    for (const ParamSlice& slice : local_) sum_squares += ops_->sum_squares(slice.numel, grads.data() + slice.offset);
     return std::sqrt(comm_.sum_over_ranks(sum_squares));
   }
 
@@ -152,6 +158,7 @@ class GradientReduceScatter {
   Comm& comm_;
   std::shared_ptr<MatrixOps> ops_;
   std::vector<std::vector<Part>> parts_;
+  std::vector<ParamSlice> local_;
   std::vector<int64_t> counts_;
   int64_t total_;
   float *send_, *mine_;
@@ -199,7 +206,10 @@ DistributedOptimizer make_distributed_optimizer(const Config& config, const GptL
       (layout.tensors[piece.tensor].role == ParamRole::kMatrix ? matrix_slices : other_slices).push_back(piece.slice);
     }
   // Gradients: the owner of a part needs its whole gradient, sliced or not.
-  auto reducer = std::make_shared<GradientReduceScatter>(comm, ops, parts);
+  std::vector<ParamSlice> local;  // compressed sync: the matrices, whose gradients are never averaged whole
+  if (compressed)
+    for (const MatrixParam& m : matrices) local.push_back({m.name, m.offset, m.rows * m.cols});
+  auto reducer = std::make_shared<GradientReduceScatter>(comm, ops, parts, std::move(local));
   return {std::make_unique<ShardedOptimizer>(
               comm, ops,
               make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices),

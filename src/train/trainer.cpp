@@ -149,6 +149,8 @@ int run_training(const Config& given, Comm& host_comm) {
   Config config = given;
   const Device device = resolve_device(given.run.device);
   config.run.device = device_name(device);
+  // Every rank the same resolved config (device included) before any rank joins NCCL.
+  check_same_on_all_ranks(host_comm, config_to_yaml(config), "resolved config");
   // Several GPU ranks: one GPU each, and NCCL for what lives on them (gpu_comm.h).
   std::unique_ptr<Comm> gpu_comm;
   if (device == Device::kCuda && host_comm.world_size() > 1) {
@@ -162,7 +164,6 @@ int run_training(const Config& given, Comm& host_comm) {
   Comm& comm = gpu_comm ? *gpu_comm : host_comm;
   const std::string& out_dir = config.run.out_dir;
   const bool root = comm.rank() == 0;  // writes loss.csv, done.yaml, checkpoints, samples
-  check_same_on_all_ranks(comm, config_to_yaml(config), "resolved config");
   const GptShape shape = shape_from_config(config.model);
   const int64_t grad_accum = grad_accum_steps(config, comm.world_size());
   const int64_t B = config.train.micro_batch, T = config.model.seq_len;
