@@ -37,10 +37,38 @@ device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 commit=${LLMDION_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 jobs=${JOBS:-$(nproc)}
 log_dir=$root/build-gpu/logs
-mkdir -p "$log_dir"
+data=/tmp/llmdion_gpu_check_data  # synthetic shards and short runs
+rm -rf "$log_dir" "$data"
+mkdir -p "$log_dir" "$data"
 started=$(date +%s)
 rows=()
-row() { rows+=("| $1 | $2 | $3 |"); echo "== $1: $2 ($3)"; }
+# The results file, rewritten after every step, so a check cut short still
+# leaves what it measured: bench/results/gpu_check_<gpu>.md.
+mkdir -p bench/results
+result=bench/results/gpu_check_$(echo "$device" | tr -c 'A-Za-z0-9\n' '_' | tr -s '_' | sed 's/_$//').md
+write_results() {
+  local tmp
+  tmp=$(mktemp "$result.XXXXXX")
+  {
+    echo "# GPU check: $device"
+    echo
+    echo "Date $(date -u +%Y-%m-%d), commit $commit, $(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -1) driver," \
+         "$("$nvcc" --version | grep -o 'release [0-9.]*'), $(( $(date +%s) - started )) s in all (scripts/gpu_check.sh)."
+    echo
+    echo "| step | result | details |"
+    echo "|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    grep '^|' "$log_dir/bench_gpu.log" 2>/dev/null || echo "(no benchmark table: see build-gpu/logs/bench_gpu.log)"
+    echo
+    if [[ -f "$data/micro/micro_benchmark.csv" ]]; then
+      echo "| micro benchmark: optimizer | d_model | ranks | optimizer step ms | bytes sent |"
+      echo "|---|---|---|---|---|"
+      tail -n +2 "$data/micro/micro_benchmark.csv" | sed 's/^/| /; s/,/ | /g; s/$/ |/'
+    fi
+  } >"$tmp" && mv "$tmp" "$result"
+}
+row() { rows+=("| $1 | $2 | $3 |"); echo "== $1: $2 ($3)"; write_results; }
 
 # Dependencies: Debian's packages unpacked under /tmp, when they are not installed here.
 prefix_args=()
@@ -64,20 +92,18 @@ else
   fail "build failed (logs in $log_dir)"
 fi
 
-# 2. Every gpu test.
+# 2. Every gpu test; here none may skip.
 t0=$(date +%s)
-./build-gpu/test_gpu --gtest_brief=1 >"$log_dir/test_gpu.log" 2>&1
+./build-gpu/test_gpu >"$log_dir/test_gpu.log" 2>&1
 status=$?
-passed=$(grep -c '^\[       OK \]' "$log_dir/test_gpu.log" || true)
-failed=$(grep '^\[  FAILED  \]' "$log_dir/test_gpu.log" | grep -v 'listed below' | sed 's/\[  FAILED  \] //; s/ (.*//' | sort -u)
-skipped=$(grep -c '^\[  SKIPPED \]' "$log_dir/test_gpu.log" || true)
-grep -E 'Failure|error|Expected|Which is|relative|FAILED' "$log_dir/test_gpu.log" | head -60
-row "gpu tests" "$( [[ $status -eq 0 ]] && echo passed || echo FAILED)" \
-    "exit $status, $(grep -c '^\[ RUN      \]' "$log_dir/test_gpu.log" || true) run, $skipped skipped, failed: ${failed:-none}, $(( $(date +%s) - t0 )) s"
+count() { grep -oE "^\[  $1 *\] [0-9]+ test" "$log_dir/test_gpu.log" | grep -oE '[0-9]+' | tail -1; }
+passed=$(count PASSED) skipped=$(count SKIPPED) failed=$(grep '^\[  FAILED  \] [A-Z]' "$log_dir/test_gpu.log" |
+                                                   sed 's/\[  FAILED  \] //; s/ (.*//' | sort -u | tr '\n' ' ')
+grep -E 'Failure|Expected|Which is|relative|error' "$log_dir/test_gpu.log" | head -60
+row "gpu tests" "$( [[ $status -eq 0 && ${skipped:-0} -eq 0 ]] && echo passed || echo FAILED)" \
+    "exit $status, ${passed:-0} passed, ${skipped:-0} skipped, failed: ${failed:-none}, $(( $(date +%s) - t0 )) s"
 
 # 3. A short training under compute-sanitizer, on synthetic shards.
-data=/tmp/llmdion_gpu_check_data
-mkdir -p "$data"
 python3 - "$data" <<'EOF' || fail "cannot write the synthetic shards"
 import array, random, sys
 random.seed(1)
@@ -129,28 +155,8 @@ tail -5 "$log_dir/micro_benchmark.log"
 row "micro benchmark" "$( [[ $status -eq 0 ]] && echo ran || echo "FAILED (exit $status)")" \
     "4-layer GPT, 1 rank, bf16 products, optimizer step ms (mean of the last 20 of 21), $(( $(date +%s) - t0 )) s"
 
-# The table, printed last and written to bench/results/.
-mkdir -p bench/results
-result=bench/results/gpu_check_$(echo "$device" | tr -c 'A-Za-z0-9\n' '_' | tr -s '_' | sed 's/_$//').md
-tmp=$(mktemp "$result.XXXXXX")
-{
-  echo "# GPU check: $device"
-  echo
-  echo "Date $(date -u +%Y-%m-%d), commit $commit, $(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -1) driver," \
-       "$("$nvcc" --version | grep -o 'release [0-9.]*'), $(( $(date +%s) - started )) s in all (scripts/gpu_check.sh)."
-  echo
-  echo "| step | result | details |"
-  echo "|---|---|---|"
-  printf '%s\n' "${rows[@]}"
-  echo
-  grep '^|' "$log_dir/bench_gpu.log" || echo "(no benchmark table: see build-gpu/logs/bench_gpu.log)"
-  echo
-  if [[ -f "$data/micro/micro_benchmark.csv" ]]; then
-    echo "| micro benchmark: optimizer | d_model | ranks | optimizer step ms | bytes sent |"
-    echo "|---|---|---|---|---|"
-    tail -n +2 "$data/micro/micro_benchmark.csv" | sed 's/^/| /; s/,/ | /g; s/$/ |/'
-  fi
-} >"$tmp" && mv "$tmp" "$result"
+write_results
+
 echo
 cat "$result"
 echo "gpu_check: written to $result"
