@@ -176,6 +176,15 @@ CudaModel::CudaModel(const GptShape& shape, int64_t B, int64_t T)
   bucket_tokens_ = arena_.take<int32_t>(N), bucket_starts_ = arena_.take<int32_t>(N + 1);
   bucket_positions_ = arena_.take<int32_t>(N);
   const int64_t scratch_bytes = arena_.bytes() - param_bytes - activation_bytes;
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  if (size_t(arena_.bytes()) > free_bytes)
+    throw std::runtime_error(
+        "the model needs " + std::to_string(arena_.bytes() >> 20) + " MiB on the GPU (parameters, gradients and bf16 "
+        "copy " + std::to_string(param_bytes >> 20) + ", activations of " + std::to_string(B) + " x " +
+        std::to_string(T) + " tokens " + std::to_string(activation_bytes >> 20) + ", backward scratch " +
+        std::to_string(scratch_bytes >> 20) + ") and " + std::to_string(free_bytes >> 20) + " MiB are free: lower "
+        "train.micro_batch (train.batch_tokens stays, with more micro-steps)");
   arena_.place(params_, grads_, weights_, residual_, ln1_, qkv_, attn_y_, mid_, ln2_, fc_, act_, lnf_, logits_,
                ln1_mean_, ln1_rstd_, ln2_mean_, ln2_rstd_, lnf_mean_, lnf_rstd_, qk_rstd_, lse_, losses_, mean_loss_,
                rope_cos_, rope_sin_, branch_, d_res_, d_ln_, d_qkv_, d_y_, d_fc_, d_act_, scratch_, norm_partials_,
