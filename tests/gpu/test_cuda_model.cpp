@@ -204,5 +204,17 @@ TEST(CudaModel, head_sizes_the_attention_kernels_lack_are_refused_by_name) {
   }
 }
 
+TEST(CudaModel, a_micro_batch_beyond_the_gpus_memory_is_refused_with_the_remedy) {
+  LLMDION_REQUIRE_GPU();
+  GptShape s = small_gpt2(0, true, true, 128, 512);
+  s.vocab_size = 50257, s.padded_vocab = padded_vocab_size(s.vocab_size), s.seq_len = 1024;
+  try {
+    make_model(Device::kCuda, s, 4096, 1024);  // 4M tokens: 400 GB of logits alone
+    FAIL() << "a 4096 x 1024 micro-batch fitted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("lower train.micro_batch"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace llmdion
