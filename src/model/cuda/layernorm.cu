@@ -17,7 +17,7 @@
 #include "model/cuda/bf16_pack.cuh"
 #include "model/cuda/block_reduce.cuh"
 #include "model/cuda/kernels.h"
-#include "model/cuda/residual_add.cuh"
+#include "model/cuda/norm_rows.cuh"
 
 namespace llmdion::cuda {
 namespace {
@@ -77,13 +77,7 @@ __global__ void __launch_bounds__(kRowThreads) layernorm_forward_kernel(bf16* ou
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
   if (row >= N) return;  // the whole warp
   const int64_t offset = int64_t(row) * C;
-  float sum = 0;
-  for (int i = (threadIdx.x % 32) * W; i < C; i += 32 * W) {
-    float v[W];
-    load_pack<W>(v, inp + offset + i);
-#pragma unroll
-    for (int k = 0; k < W; k++) sum += v[k];
-  }
+  const float sum = lane_row_sum<W>(inp + offset, C, [](float x) { return x; });
   normalize_row<W>(out + offset, mean + row, rstd + row, inp + offset, weight, bias, C, warp_sum(sum));
 }
 

@@ -23,7 +23,7 @@
 #include "model/cuda/bf16_pack.cuh"
 #include "model/cuda/block_reduce.cuh"
 #include "model/cuda/kernels.h"
-#include "model/cuda/residual_add.cuh"
+#include "model/cuda/norm_rows.cuh"
 
 namespace llmdion::cuda {
 namespace {
@@ -71,13 +71,7 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_forward_kernel(bf16* out,
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
   if (row >= N) return;  // the whole warp
   const int64_t offset = int64_t(row) * C;
-  float squares = 0;
-  for (int i = (threadIdx.x % 32) * W; i < C; i += 32 * W) {
-    float v[W];
-    load_pack<W>(v, inp + offset + i);
-#pragma unroll
-    for (int k = 0; k < W; k++) squares += v[k] * v[k];
-  }
+  const float squares = lane_row_sum<W>(inp + offset, C, [](float x) { return x * x; });
   scale_row<W>(out + offset, rstd + row, inp + offset, weight, C, warp_sum(squares));
 }
 

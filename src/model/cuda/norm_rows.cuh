@@ -1,11 +1,24 @@
-// The residual add that the norm kernels fuse in front of themselves: one
-// warp's lanes over one row, each on its own packs.
+// What the norm kernels share: one warp's lanes over one row, each on its own
+// packs: a statistic of the row, and the residual add they fuse in front.
 #pragma once
 
 #include "model/cuda/bf16_pack.cuh"
 #include "model/cuda/kernels.h"
 
 namespace llmdion::cuda {
+
+// This lane's sum of statistic(x) over its packs of a row x of C.
+template <int W, typename Statistic>
+__device__ float lane_row_sum(const bf16* x, int C, Statistic statistic) {
+  float sum = 0;
+  for (int i = (threadIdx.x % 32) * W; i < C; i += 32 * W) {
+    float v[W];
+    load_pack<W>(v, x + i);
+#pragma unroll
+    for (int k = 0; k < W; k++) sum += statistic(v[k]);
+  }
+  return sum;
+}
 
 // residual_out = bf16(residual + branch) over this lane's packs of a row of C;
 // returns the lane's sum of statistic(stored value), the norm's statistic of
