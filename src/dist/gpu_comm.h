@@ -18,8 +18,9 @@ namespace llmdion {
 constexpr bool gpu_comm_available() { return true; }
 
 // Picks this rank's GPU (its rank on the machine, from the launcher's
-// OMPI_COMM_WORLD_LOCAL_RANK or MPI_LOCALRANKID, else its rank, modulo the GPU
-// count) and makes it current, then joins every rank's NCCL communicator.
+// OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID or SLURM_LOCALID, else its
+// rank, modulo the GPU count) and makes it current, then joins every rank's
+// NCCL communicator.
 // Call it before anything else touches CUDA, so that no rank allocates on
 // another rank's GPU. Every rank calls it together.
 //

@@ -102,7 +102,8 @@ class GpuComm final : public Comm {
     int devices = 0;
     CUDA_CHECK(cudaGetDeviceCount(&devices));
     if (devices == 0) throw std::runtime_error("no CUDA device for the NCCL communicator");
-    const int local_rank = from_launcher({"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"}, host.rank());
+    const int local_rank =
+        from_launcher({"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}, host.rank());
     CUDA_CHECK(cudaSetDevice(local_rank % devices));
 
     // Rank 0's id (128 bytes) tells every rank where NCCL's bootstrap meets; the host Comm carries it.
