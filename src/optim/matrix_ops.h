@@ -36,6 +36,12 @@ class MatrixOps {
   // it exactly (rounded copies, then fp32 BLAS), so the two still agree.
   virtual void gemm_bf16(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
                          const float* a, const float* b, float beta, float* c) = 0;
+  // `count` independent products C_i = alpha op(A_i) op(B_i) + beta C_i, the i-th
+  // matrices `stride` floats after the (i-1)-th; bf16_operands as gemm_bf16.
+  // One batched call on the GPU; on the CPU the loop of gemm it equals.
+  virtual void gemm_batched(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
+                            const float* a, int64_t stride_a, const float* b, int64_t stride_b, float beta, float* c,
+                            int64_t stride_c, int64_t count, bool bf16_operands) = 0;
   // y = a x + b y (b = 0 overwrites y).
   virtual void axpby(int64_t n, float a, const float* x, float b, float* y) = 0;
   virtual void scale(int64_t n, float factor, float* x) = 0;

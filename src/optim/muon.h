@@ -3,6 +3,7 @@
 //   O = NS(M), or NS(G + mu M) with nesterov       (newton_schulz.h)
 //   O = normalize_neurons(O)                        (NorMuon, optim.normalize: neuron)
 //   W *= 1 - lr wd;   W -= lr * scale(fan_out, fan_in) * O   (scale: matrix_param.h)
+// Matrices of one shape are orthonormalized together (orthonormalize_batch).
 #pragma once
 
 #include <memory>
@@ -33,7 +34,8 @@ class Muon final : public Optimizer {
   int64_t total_ = 0, total_rows_ = 0;
   float* momentum_;
   float* second_moment_ = nullptr;     // NorMuon only
-  float *nesterov_input_, *update_;
+  std::vector<std::vector<size_t>> shape_groups_;  // the matrices of each shape, in order
+  float *directions_, *updates_;                  // one shape group's inputs and outputs of NS, back to back
   std::unique_ptr<OrthoWorkspace> work_;
 };
 

@@ -28,37 +28,49 @@ std::vector<std::array<float, 3>> ortho_coefficients(const Orthonormalizer& orth
   return steps;
 }
 
-OrthoWorkspace::OrthoWorkspace(MatrixOps& ops, int64_t max_numel, int64_t max_short)
-    : x(ops.allocate(max_numel)),
-      x_next(ops.allocate(max_numel)),
-      gram(ops.allocate(max_short * max_short)),
-      poly(ops.allocate(max_short * max_short)) {}
+OrthoWorkspace::OrthoWorkspace(MatrixOps& ops, int64_t max_numel, int64_t max_short, int64_t max_count)
+    : x(ops.allocate(max_numel * max_count)),
+      x_next(ops.allocate(max_numel * max_count)),
+      gram(ops.allocate(max_short * max_short * max_count)),
+      poly(ops.allocate(max_short * max_short * max_count)) {}
 
 void orthonormalize(MatrixOps& ops, const Orthonormalizer& ortho, int64_t rows, int64_t cols, const float* in,
                     float* out, OrthoWorkspace& work) {
-  const bool tall = rows > cols;
-  const int64_t s = tall ? cols : rows, l = tall ? rows : cols;  // X is s x l, s <= l
-  const int64_t n = rows * cols;
-  if (tall) ops.transpose(rows, cols, in, work.x);
-  else ops.copy(n, in, work.x);
+  orthonormalize_batch(ops, ortho, rows, cols, 1, in, out, work);
+}
 
-  const double norm = std::sqrt(ops.sum_squares(n, work.x));
+void orthonormalize_batch(MatrixOps& ops, const Orthonormalizer& ortho, int64_t rows, int64_t cols, int64_t count,
+                          const float* in, float* out, OrthoWorkspace& work) {
+  const bool tall = rows > cols;
+  const int64_t s = tall ? cols : rows, l = tall ? rows : cols;  // each X is s x l, s <= l
+  const int64_t n = rows * cols, gram = s * s;
+  if (tall)
+    for (int64_t i = 0; i < count; i++) ops.transpose(rows, cols, in + i * n, work.x + i * n);
+  else
+    ops.copy(count * n, in, work.x);
+
   const double margin = ortho.kind == "polar_express" ? 1.01 : 1.0;
-  ops.scale(n, float(1.0 / (margin * norm + ortho.eps)), work.x);
+  for (int64_t i = 0; i < count; i++) {
+    const double norm = std::sqrt(ops.sum_squares(n, work.x + i * n));
+    ops.scale(n, float(1.0 / (margin * norm + ortho.eps)), work.x + i * n);
+  }
 
   float* x = work.x;
   float* x_next = work.x_next;
-  const auto product = ortho.bf16_products ? &MatrixOps::gemm_bf16 : &MatrixOps::gemm;
+  const bool bf16 = ortho.bf16_products;
   for (const auto& [a, b, c] : ortho_coefficients(ortho)) {
-    (ops.*product)(false, true, s, s, l, 1.0f, x, x, 0.0f, work.gram);           // A = X X^T
-    ops.axpby(s * s, b, work.gram, 0.0f, work.poly);                              // B = b A
-    (ops.*product)(false, false, s, s, s, c, work.gram, work.gram, 1.0f, work.poly);  // B += c A A
-    ops.axpby(n, a, x, 0.0f, x_next);                                             // X' = a X
-    (ops.*product)(false, false, s, l, s, 1.0f, work.poly, x, 1.0f, x_next);      // X' += B X
+    ops.gemm_batched(false, true, s, s, l, 1.0f, x, n, x, n, 0.0f, work.gram, gram, count, bf16);  // A = X X^T
+    ops.axpby(count * gram, b, work.gram, 0.0f, work.poly);                                       // B = b A
+    ops.gemm_batched(false, false, s, s, s, c, work.gram, gram, work.gram, gram, 1.0f, work.poly, gram, count,
+                     bf16);                                                                        // B += c A A
+    ops.axpby(count * n, a, x, 0.0f, x_next);                                                      // X' = a X
+    ops.gemm_batched(false, false, s, l, s, 1.0f, work.poly, gram, x, n, 1.0f, x_next, n, count, bf16);  // X' += B X
     std::swap(x, x_next);
   }
-  if (tall) ops.transpose(s, l, x, out);
-  else ops.copy(n, x, out);
+  if (tall)
+    for (int64_t i = 0; i < count; i++) ops.transpose(s, l, x + i * n, out + i * n);
+  else
+    ops.copy(count * n, x, out);
 }
 
 }  // namespace llmdion

@@ -32,15 +32,19 @@ struct Orthonormalizer {
 // (a, b, c) of each step.
 std::vector<std::array<float, 3>> ortho_coefficients(const Orthonormalizer& ortho);
 
-// Backend buffers for orthonormalizing matrices of up to max_numel values
-// whose shorter side is at most max_short.
+// Backend buffers for orthonormalizing up to max_count matrices at once, of
+// up to max_numel values each, whose shorter side is at most max_short.
 struct OrthoWorkspace {
   float *x, *x_next, *gram, *poly;
-  OrthoWorkspace(MatrixOps& ops, int64_t max_numel, int64_t max_short);
+  OrthoWorkspace(MatrixOps& ops, int64_t max_numel, int64_t max_short, int64_t max_count = 1);
 };
 
 // out (rows x cols) = the approximate polar factor of in (rows x cols).
 void orthonormalize(MatrixOps& ops, const Orthonormalizer& ortho, int64_t rows, int64_t cols, const float* in,
                     float* out, OrthoWorkspace& work);
+// The same for `count` matrices of one shape stored back to back, each on its
+// own (its own norm), their products batched: one call per product on the GPU.
+void orthonormalize_batch(MatrixOps& ops, const Orthonormalizer& ortho, int64_t rows, int64_t cols, int64_t count,
+                          const float* in, float* out, OrthoWorkspace& work);
 
 }  // namespace llmdion

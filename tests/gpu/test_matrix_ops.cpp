@@ -116,6 +116,30 @@ TEST(CudaMatrixOps, gemm_bf16_matches_the_cpu_emulation) {
         }
 }
 
+// Batched products (Muon's same-shape matrices): one strided cuBLAS call against
+// the CPU's loop, with fp32 and with bf16 operands, strides wider than the matrices.
+TEST(CudaMatrixOps, gemm_batched_matches_the_cpu_loop) {
+  LLMDION_REQUIRE_GPU();
+  BothOps ops;
+  uint64_t seed = 900;
+  for (const auto& [m, n] : kShapes)
+    for (int64_t k : {int64_t(1), int64_t(29)})
+      for (bool ta : {false, true})
+        for (bool bf16 : {false, true}) {
+          const int64_t count = 3, stride_a = m * k + 5, stride_b = k * n + 3, stride_c = m * n + 7;
+          const std::vector<float> a = normal_values(count * stride_a, seed++, 1.0f);
+          const std::vector<float> b = normal_values(count * stride_b, seed++, 1.0f);
+          std::vector<float> cpu_c = normal_values(count * stride_c, seed++, 1.0f);
+          DeviceArray<float> gpu_a(a), gpu_b(b), gpu_c(cpu_c);
+          ops.cpu->gemm_batched(ta, true, m, n, k, 1.5f, a.data(), stride_a, b.data(), stride_b, 0.5f, cpu_c.data(),
+                                stride_c, count, bf16);
+          ops.gpu->gemm_batched(ta, true, m, n, k, 1.5f, gpu_a.ptr, stride_a, gpu_b.ptr, stride_b, 0.5f, gpu_c.ptr,
+                                stride_c, count, bf16);
+          EXPECT_LT(relative_error(gpu_c.download(), cpu_c), kFp32Tolerance)
+              << "C " << shape_name(m, n) << ", k " << k << ", transpose_a " << ta << ", bf16 " << bf16;
+        }
+}
+
 TEST(CudaMatrixOps, copies_transposes_and_element_wise_updates_match_the_cpu) {
   LLMDION_REQUIRE_GPU();
   BothOps ops;

@@ -168,6 +168,28 @@ TEST(Orthonormalize, bf16_products_keep_the_band_and_stay_near_fp32) {
     }
 }
 
+// Matrices of one shape orthonormalized together (Muon's batches): each as it
+// would be alone, tall ones transposed and back, each with its own norm.
+TEST(Orthonormalize, a_batch_equals_its_matrices_one_by_one) {
+  std::unique_ptr<MatrixOps> ops = make_matrix_ops("cpu");
+  for (const bool bf16 : {false, true})
+    for (const auto& [rows, cols] : kShapes) {
+      const int64_t n = rows * cols, count = 3;
+      std::vector<float> in = test::normal_values(count * n, 31, 1.0f);
+      for (int64_t i = 0; i < n; i++) in[size_t(2 * n + i)] *= 40.0f;  // norms apart
+      const Orthonormalizer ortho{"newton_schulz", 5, bf16};
+      OrthoWorkspace work(*ops, n, std::min(rows, cols), count);
+      std::vector<float> batch(size_t(count * n), std::nanf(""));
+      orthonormalize_batch(*ops, ortho, rows, cols, count, in.data(), batch.data(), work);
+      for (int64_t i = 0; i < count; i++) {
+        const std::vector<float> one(in.begin() + i * n, in.begin() + (i + 1) * n);
+        const std::vector<float> alone = orthonormalized(ortho, rows, cols, one);
+        EXPECT_TRUE(std::equal(alone.begin(), alone.end(), batch.begin() + i * n))
+            << rows << "x" << cols << " matrix " << i << (bf16 ? " (bf16 products)" : "");
+      }
+    }
+}
+
 TEST(Orthonormalize, polar_express_converges_to_the_exact_polar_factor) {
   for (const auto& [rows, cols] : kShapes) {
     const std::vector<float> in = test::normal_values(rows * cols, 13, 1.0f);

@@ -62,6 +62,15 @@ class CpuMatrixOps final : public MatrixOps {
     gemm(ta, tb, m, n, k, alpha, a16, b16, beta, c);
   }
 
+  void gemm_batched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t stride_a,
+                    const float* b, int64_t stride_b, float beta, float* c, int64_t stride_c, int64_t count,
+                    bool bf16_operands) override {
+    for (int64_t i = 0; i < count; i++) {
+      if (bf16_operands) gemm_bf16(ta, tb, m, n, k, alpha, a + i * stride_a, b + i * stride_b, beta, c + i * stride_c);
+      else gemm(ta, tb, m, n, k, alpha, a + i * stride_a, b + i * stride_b, beta, c + i * stride_c);
+    }
+  }
+
   void axpby(int64_t n, float a, const float* x, float b, float* y) override {
     if (b == 0.0f) {
       #pragma omp parallel for

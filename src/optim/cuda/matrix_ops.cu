@@ -243,6 +243,34 @@ class CudaMatrixOps final : public MatrixOps {
                               int(ta ? m : k), &beta, c, CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
 
+  // The same mappings as gemm and gemm_bf16 with strides between the matrices: one cuBLAS call.
+  void gemm_batched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t stride_a,
+                    const float* b, int64_t stride_b, float beta, float* c, int64_t stride_c, int64_t count,
+                    bool bf16_operands) override {
+    if (count == 0 || m == 0 || n == 0) return;
+    if (k == 0) {  // C_i = beta C_i, as gemm does it
+      for (int64_t i = 0; i < count; i++) gemm(ta, tb, m, n, k, alpha, a, b, beta, c + i * stride_c);
+      return;
+    }
+    const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int lda = int(ta ? m : k), ldb = int(tb ? k : n);
+    if (!bf16_operands) {
+      CUBLAS_CHECK(cublasSgemmStridedBatched(blas_, op_b, op_a, int(n), int(m), int(k), &alpha, b, ldb, stride_b, a,
+                                             lda, stride_a, &beta, c, int(n), stride_c, int(count)));
+      return;
+    }
+    // Each operand's whole strided span rounded once, keeping its strides.
+    const int64_t a_span = (count - 1) * stride_a + m * k, b_span = (count - 1) * stride_b + n * k;
+    cuda::bf16* a16 = bf16_operands_.reserve(a_span + b_span);
+    cuda::bf16* b16 = a16 + a_span;
+    cuda::round_to_bf16_nearest(a16, a, a_span, kStream);
+    cuda::round_to_bf16_nearest(b16, b, b_span, kStream);
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(tensor_blas_, op_b, op_a, int(n), int(m), int(k), &alpha, b16,
+                                            CUDA_R_16BF, ldb, stride_b, a16, CUDA_R_16BF, lda, stride_a, &beta, c,
+                                            CUDA_R_32F, int(n), stride_c, int(count), CUBLAS_COMPUTE_32F,
+                                            CUBLAS_GEMM_DEFAULT));
+  }
+
   void axpby(int64_t n, float a, const float* x, float b, float* y) override {
     if (n == 0) return;
     axpby_kernel<<<blocks_for(n), kThreads, 0, kStream>>>(n, a, x, b, y);
