@@ -22,14 +22,7 @@
 namespace llmdion::cuda {
 namespace {
 
-constexpr int kRowsPerBlock = 8;  // row kernels: one warp per row
-constexpr int kRowThreads = 32 * kRowsPerBlock;
-constexpr int kRowsPerChunk = 256;  // weight gradients: the rows behind one partial sum
-constexpr int kChunkWarps = 8;
-constexpr int kColumnThreads = 256;
-constexpr float kEpsilon = 1e-5f;
 
-int row_chunks(int N) { return (N + kRowsPerChunk - 1) / kRowsPerChunk; }
 
 template <int W>
 __device__ inline void load_or(float (&out)[W], const bf16* from, float otherwise) {

@@ -7,6 +7,18 @@
 
 namespace llmdion::cuda {
 
+// The norm kernels' geometry: row kernels run one warp per row; weight
+// gradients sum kRowsPerChunk rows a partial (kChunkWarps warps), then the
+// partials in order (kColumnThreads columns a block).
+constexpr int kRowsPerBlock = 8;
+constexpr int kRowThreads = 32 * kRowsPerBlock;
+constexpr int kRowsPerChunk = 256;
+constexpr int kChunkWarps = 8;
+constexpr int kColumnThreads = 256;
+constexpr float kEpsilon = 1e-5f;  // as the CPU norms
+
+inline int row_chunks(int N) { return (N + kRowsPerChunk - 1) / kRowsPerChunk; }
+
 // This lane's sum of statistic(x) over its packs of a row x of C.
 template <int W, typename Statistic>
 __device__ float lane_row_sum(const bf16* x, int C, Statistic statistic) {

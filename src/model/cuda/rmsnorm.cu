@@ -28,15 +28,8 @@
 namespace llmdion::cuda {
 namespace {
 
-constexpr int kRowsPerBlock = 8;  // row kernels: one warp per row
-constexpr int kRowThreads = 32 * kRowsPerBlock;
-constexpr int kRowsPerChunk = 256;  // weight gradient: the rows behind one partial sum
-constexpr int kChunkWarps = 8;
-constexpr int kColumnThreads = 256;
 constexpr int kHeadThreads = 256;
-constexpr float kEpsilon = 1e-5f;
 
-int row_chunks(int N) { return (N + kRowsPerChunk - 1) / kRowsPerChunk; }
 unsigned row_blocks(int N) { return unsigned((N + kRowsPerBlock - 1) / kRowsPerBlock); }
 
 template <int W>
