@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "config/config.h"
 #include "gpu_test_util.h"
@@ -73,16 +74,23 @@ std::vector<Case> cases() {
           {"paper", small_paper(), 3, 21}};
 }
 
+// The case's model on both backends with the same bf16-exact weights (stochastic
+// rounding leaves such weights as they are).
+std::pair<std::unique_ptr<Model>, std::unique_ptr<Model>> twin_models(const Case& c, uint64_t seed) {
+  std::unique_ptr<Model> cpu = make_model(Device::kCpu, c.shape, c.B, c.T);
+  std::unique_ptr<Model> gpu = make_model(Device::kCuda, c.shape, c.B, c.T);
+  const std::vector<float> params = bf16_exact_params(c.shape, cpu->layout(), seed);
+  cpu->copy_params_from_host(params);
+  gpu->copy_params_from_host(params);
+  gpu->params_changed(seed);
+  return {std::move(cpu), std::move(gpu)};
+}
+
 TEST(CudaModel, loss_and_every_gradient_match_the_cpu_backend) {
   LLMDION_REQUIRE_GPU();
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.name);
-    std::unique_ptr<Model> cpu = make_model(Device::kCpu, c.shape, c.B, c.T);
-    std::unique_ptr<Model> gpu = make_model(Device::kCuda, c.shape, c.B, c.T);
-    const std::vector<float> params = bf16_exact_params(c.shape, cpu->layout(), 7);
-    cpu->copy_params_from_host(params);
-    gpu->copy_params_from_host(params);
-    gpu->params_changed(123);  // bf16-exact weights: stochastic rounding leaves them as they are
+    auto [cpu, gpu] = twin_models(c, 7);
     std::vector<int32_t> inputs(c.B * c.T), targets(c.B * c.T);
     random_tokens(inputs, c.shape.vocab_size, 1);
     random_tokens(targets, c.shape.vocab_size, 2);
@@ -93,7 +101,7 @@ TEST(CudaModel, loss_and_every_gradient_match_the_cpu_backend) {
     EXPECT_NEAR(gpu_loss, cpu_loss, 1e-2 * cpu_loss);
     cpu->backward(0.5f);
     gpu->backward(0.5f);
-    std::vector<float> cpu_grads(params.size()), gpu_grads(params.size());
+    std::vector<float> cpu_grads(cpu->layout().num_params), gpu_grads(cpu->layout().num_params);
     cpu->copy_grads_to_host(cpu_grads);
     gpu->copy_grads_to_host(gpu_grads);
     double all_norm = 0;
@@ -121,12 +129,7 @@ TEST(CudaModel, logits_rows_match_the_cpu_backend) {
   LLMDION_REQUIRE_GPU();
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.name);
-    std::unique_ptr<Model> cpu = make_model(Device::kCpu, c.shape, c.B, c.T);
-    std::unique_ptr<Model> gpu = make_model(Device::kCuda, c.shape, c.B, c.T);
-    const std::vector<float> params = bf16_exact_params(c.shape, cpu->layout(), 9);
-    cpu->copy_params_from_host(params);
-    gpu->copy_params_from_host(params);
-    gpu->params_changed(1);
+    auto [cpu, gpu] = twin_models(c, 9);
     std::vector<int32_t> inputs(c.B * c.T);
     random_tokens(inputs, c.shape.vocab_size, 3);
     cpu->forward(inputs.data(), nullptr);
