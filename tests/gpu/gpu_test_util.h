@@ -68,6 +68,14 @@ inline std::vector<float> random_bf16_exact(size_t n, uint64_t seed, float scale
   return v;
 }
 
+// n token ids uniform in [0, vocab).
+inline std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
+  SplitMix64 rng{seed};
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  for (int32_t& t : tokens) t = int32_t(rng.below(uint64_t(vocab)));
+  return tokens;
+}
+
 inline std::vector<bf16> to_bf16(const std::vector<float>& v) {
   std::vector<bf16> out(v.size());
   for (size_t i = 0; i < v.size(); i++) out[i] = float_to_bf16(v[i]);

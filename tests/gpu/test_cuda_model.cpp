@@ -40,11 +40,6 @@ std::vector<float> bf16_exact_params(const GptShape& s, const GptLayout& layout,
   return p;
 }
 
-void random_tokens(std::vector<int32_t>& tokens, int vocab, uint64_t seed) {
-  SplitMix64 rng{seed};
-  for (int32_t& t : tokens) t = int32_t(rng.below(uint64_t(vocab)));
-}
-
 struct Case {
   const char* name;
   GptShape shape;
@@ -92,8 +87,8 @@ TEST(CudaModel, loss_and_every_gradient_match_the_cpu_backend) {
     SCOPED_TRACE(c.name);
     auto [cpu, gpu] = twin_models(c, 7);
     std::vector<int32_t> inputs(c.B * c.T), targets(c.B * c.T);
-    random_tokens(inputs, c.shape.vocab_size, 1);
-    random_tokens(targets, c.shape.vocab_size, 2);
+    inputs = test::random_tokens(int(inputs.size()), c.shape.vocab_size, 1);
+    targets = test::random_tokens(int(targets.size()), c.shape.vocab_size, 2);
     cpu->zero_grads();
     gpu->zero_grads();
     const float cpu_loss = cpu->forward(inputs.data(), targets.data());
@@ -131,7 +126,7 @@ TEST(CudaModel, logits_rows_match_the_cpu_backend) {
     SCOPED_TRACE(c.name);
     auto [cpu, gpu] = twin_models(c, 9);
     std::vector<int32_t> inputs(c.B * c.T);
-    random_tokens(inputs, c.shape.vocab_size, 3);
+    inputs = test::random_tokens(int(inputs.size()), c.shape.vocab_size, 3);
     cpu->forward(inputs.data(), nullptr);
     gpu->forward(inputs.data(), nullptr);
     for (int64_t n : {int64_t(0), int64_t(c.T - 1), int64_t(c.B * c.T - 1)}) {
@@ -162,7 +157,7 @@ TEST(CudaModel, twenty_adamw_steps_follow_the_cpu_run) {
     std::vector<int32_t> inputs(c.B * c.T), targets(c.B * c.T);
     for (int step = 1; step <= 20; step++) {
       // A learnable batch: each target is a fixed function of its input token.
-      random_tokens(inputs, 64, 100 + step);
+      inputs = test::random_tokens(int(inputs.size()), 64, 100 + step);
       for (size_t i = 0; i < inputs.size(); i++) targets[i] = (inputs[i] * 7 + 3) % 64;
       model.zero_grads();
       losses[d].push_back(model.forward(inputs.data(), targets.data()));
@@ -183,8 +178,8 @@ TEST(CudaModel, compute_copy_is_the_same_for_the_same_rounding_seed) {
   std::vector<float> params(a->layout().num_params);
   gpt_init(c.shape, a->layout(), 3, params);  // not bf16-exact: the rounding matters
   std::vector<int32_t> inputs(c.B * c.T), targets(c.B * c.T);
-  random_tokens(inputs, c.shape.vocab_size, 4);
-  random_tokens(targets, c.shape.vocab_size, 5);
+  inputs = test::random_tokens(int(inputs.size()), c.shape.vocab_size, 4);
+  targets = test::random_tokens(int(targets.size()), c.shape.vocab_size, 5);
   float losses[3];
   for (int i = 0; i < 3; i++) {
     Model& m = i == 1 ? *b : *a;

@@ -18,12 +18,6 @@ struct EmbeddingShape {
 // A few vocabularies far smaller than B*T, so that tokens repeat.
 const EmbeddingShape kShapes[] = {{1, 1, 8, 5}, {1, 7, 13, 3}, {4, 16, 768, 1000}, {3, 111, 13, 17}, {2, 32, 1600, 40}};
 
-std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
-  SplitMix64 rng{seed};
-  std::vector<int32_t> tokens(n);
-  for (int32_t& t : tokens) t = int32_t(rng.below(vocab));
-  return tokens;
-}
 
 std::string name(const EmbeddingShape& s, bool positions) {
   return "B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +

@@ -8,15 +8,10 @@
 #include "core/cuda/check.h"
 #include "model/cuda/bf16_pack.cuh"
 #include "model/cuda/kernels.h"
+#include "model/cuda/norm_rows.cuh"
 
 namespace llmdion::cuda {
 namespace {
-
-constexpr int kRowsPerChunk = 256;
-constexpr int kChunkWarps = 8;
-constexpr int kColumnThreads = 256;
-
-int row_chunks(int N) { return (N + kRowsPerChunk - 1) / kRowsPerChunk; }
 
 template <int W>
 __global__ void __launch_bounds__(32 * kChunkWarps) column_partials_kernel(float* partials, const bf16* x, int N,

@@ -22,18 +22,6 @@
 namespace llmdion::cuda {
 namespace {
 
-
-
-template <int W>
-__device__ inline void load_or(float (&out)[W], const bf16* from, float otherwise) {
-  if (from) {
-    load_pack<W>(out, from);
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; k++) out[k] = otherwise;
-  }
-}
-
 // One warp writes out = LN(x) for the row x, given the row's sum (reduced over the warp).
 template <int W>
 __device__ void normalize_row(bf16* out, float* mean_out, float* rstd_out, const bf16* x, const bf16* weight,
@@ -182,7 +170,6 @@ __global__ void __launch_bounds__(kColumnThreads) layernorm_weight_sums_kernel(f
   if (dbias) dbias[c] += db_sum;
 }
 
-unsigned row_blocks(int N) { return unsigned((N + kRowsPerBlock - 1) / kRowsPerBlock); }
 
 template <int W>
 void launch_layernorm_backward(bf16* dinp, float* dweight, float* dbias, float* scratch, const bf16* dout,

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/cuda/check.h"
+#include "model/cuda/bf16_pack.cuh"
 
 namespace llmdion::cuda {
 namespace {
@@ -117,7 +118,7 @@ void Matmul::forward(bf16* out, bf16* pre_gelu, const bf16* inp, const bf16* wei
     throw std::invalid_argument("the GELU epilogue needs a width divisible by 8, not " + std::to_string(OC));
   LtProduct p{true, false, OC, N, C, weight, C, inp, C, out, OC, CUDA_R_16BF, 0.0f};
   // The epilogue reads the bias 16 bytes at a time (tensors of odd widths shift those after them).
-  const bool bias_epilogue = bias && alignment_of(bias) >= 16;
+  const bool bias_epilogue = bias && all_aligned_16({bias});
   if (bias && !bias_epilogue && pre_gelu)
     throw std::invalid_argument("the GELU epilogue needs a 16-byte aligned bias");
   if (pre_gelu) {

@@ -18,6 +18,18 @@ constexpr int kColumnThreads = 256;
 constexpr float kEpsilon = 1e-5f;  // as the CPU norms
 
 inline int row_chunks(int N) { return (N + kRowsPerChunk - 1) / kRowsPerChunk; }
+inline unsigned row_blocks(int N) { return unsigned((N + kRowsPerBlock - 1) / kRowsPerBlock); }
+
+// A pack of a norm's weight or bias, or `otherwise` in every place where there is none (null).
+template <int W>
+__device__ inline void load_or(float (&out)[W], const bf16* from, float otherwise) {
+  if (from) {
+    load_pack<W>(out, from);
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; k++) out[k] = otherwise;
+  }
+}
 
 // This lane's sum of statistic(x) over its packs of a row x of C.
 template <int W, typename Statistic>

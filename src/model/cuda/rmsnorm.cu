@@ -30,17 +30,7 @@ namespace {
 
 constexpr int kHeadThreads = 256;
 
-unsigned row_blocks(int N) { return unsigned((N + kRowsPerBlock - 1) / kRowsPerBlock); }
 
-template <int W>
-__device__ inline void load_or_one(float (&out)[W], const bf16* from) {
-  if (from) {
-    load_pack<W>(out, from);
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; k++) out[k] = 1.0f;
-  }
-}
 
 // One warp writes out = x * rstd * w for the row x, given the row's sum of squares (reduced over the warp).
 template <int W>
@@ -50,7 +40,7 @@ __device__ void scale_row(bf16* out, float* rstd_out, const bf16* x, const bf16*
   for (int i = lane * W; i < C; i += 32 * W) {
     float v[W], w[W];
     load_pack<W>(v, x + i);
-    load_or_one<W>(w, weight ? weight + i : nullptr);
+    load_or<W>(w, weight ? weight + i : nullptr, 1.0f);
 #pragma unroll
     for (int k = 0; k < W; k++) v[k] = v[k] * rstd * w[k];
     store_pack<W>(out + i, v);
@@ -97,7 +87,7 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_backward_input_kernel(bf1
     float d[W], x[W], w[W];
     load_pack<W>(d, dout + offset + i);
     load_pack<W>(x, inp + offset + i);
-    load_or_one<W>(w, weight ? weight + i : nullptr);
+    load_or<W>(w, weight ? weight + i : nullptr, 1.0f);
 #pragma unroll
     for (int k = 0; k < W; k++) g_y_sum += d[k] * w[k] * x[k] * s;
   }
@@ -106,7 +96,7 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_backward_input_kernel(bf1
     float d[W], x[W], w[W], dx[W];
     load_pack<W>(d, dout + offset + i);
     load_pack<W>(x, inp + offset + i);
-    load_or_one<W>(w, weight ? weight + i : nullptr);
+    load_or<W>(w, weight ? weight + i : nullptr, 1.0f);
     load_pack<W>(dx, dinp + offset + i);
 #pragma unroll
     for (int k = 0; k < W; k++) dx[k] += s * (d[k] * w[k] - x[k] * s * g_y_mean);
