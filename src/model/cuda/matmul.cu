@@ -1,6 +1,8 @@
 #include "model/cuda/matmul.h"
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 
@@ -36,8 +38,9 @@ uint32_t alignment_of(const void* p) {
   return alignment;
 }
 
+// The heuristic's algorithm is chosen once per shape, epilogue and alignment: every step repeats them.
 void run_product(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes, const LtProduct& p,
-                 cudaStream_t stream) {
+                 std::map<std::array<int64_t, 14>, cublasLtMatmulAlgo_t>& algos, cudaStream_t stream) {
   cublasLtMatmulDesc_t desc;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t op_a = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -64,30 +67,37 @@ void run_product(cublasLtHandle_t handle, void* workspace, size_t workspace_byte
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layout_b, CUDA_R_16BF, p.transpose_b ? p.n : p.k,
                                           p.transpose_b ? p.k : p.n, p.ldb));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layout_d, p.d_type, p.m, p.n, p.ldd));
-  cublasLtMatmulPreference_t preference;
-  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
-  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                    &workspace_bytes, sizeof(workspace_bytes)));
-  // Activations of odd widths sit at any even address: only algorithms that take them.
-  const std::pair<cublasLtMatmulPreferenceAttributes_t, const void*> alignments[] = {
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, p.a}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, p.b},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, p.d}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, p.d}};
-  for (const auto& [attribute, pointer] : alignments) {
-    const uint32_t alignment = alignment_of(pointer);
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment, sizeof(alignment)));
+  const std::array<int64_t, 14> key = {p.transpose_a, p.transpose_b, p.m, p.n, p.k, p.lda, p.ldb, p.ldd, p.d_type,
+                                        p.epilogue, p.bias != nullptr, alignment_of(p.a), alignment_of(p.b),
+                                        alignment_of(p.d)};
+  auto algo = algos.find(key);
+  if (algo == algos.end()) {
+    cublasLtMatmulPreference_t preference;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                      &workspace_bytes, sizeof(workspace_bytes)));
+    // Activations of odd widths sit at any even address: only algorithms that take them.
+    const std::pair<cublasLtMatmulPreferenceAttributes_t, const void*> alignments[] = {
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, p.a}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, p.b},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, p.d}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, p.d}};
+    for (const auto& [attribute, pointer] : alignments) {
+      const uint32_t alignment = alignment_of(pointer);
+      CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment, sizeof(alignment)));
+    }
+    cublasLtMatmulHeuristicResult_t heuristic;
+    int found = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, desc, layout_a, layout_b, layout_d, layout_d, preference, 1,
+                                                &heuristic, &found));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(preference));
+    if (found == 0)
+      throw std::runtime_error("cuBLASLt has no algorithm for a " + std::to_string(p.m) + " x " +
+                               std::to_string(p.n) + " x " + std::to_string(p.k) + " bf16 product with epilogue " +
+                               std::to_string(int(p.epilogue)));
+    algo = algos.emplace(key, heuristic.algo).first;
   }
-  cublasLtMatmulHeuristicResult_t heuristic;
-  int found = 0;
-  CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, desc, layout_a, layout_b, layout_d, layout_d, preference, 1,
-                                              &heuristic, &found));
-  if (found == 0)
-    throw std::runtime_error("cuBLASLt has no algorithm for a " + std::to_string(p.m) + " x " + std::to_string(p.n) +
-                             " x " + std::to_string(p.k) + " bf16 product with epilogue " +
-                             std::to_string(int(p.epilogue)));
   const float alpha = 1.0f;
   CUBLAS_CHECK(cublasLtMatmul(handle, desc, &alpha, p.a, layout_a, p.b, layout_b, &p.beta, p.d, layout_d, p.d,
-                              layout_d, &heuristic.algo, workspace, workspace_bytes, stream));
-  CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(preference));
+                              layout_d, &algo->second, workspace, workspace_bytes, stream));
   CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(layout_a));
   CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(layout_b));
   CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(layout_d));
@@ -128,7 +138,7 @@ void Matmul::forward(bf16* out, bf16* pre_gelu, const bf16* inp, const bf16* wei
     p.epilogue = CUBLASLT_EPILOGUE_BIAS;
   }
   if (bias_epilogue) p.bias = bias;
-  run_product(handle_, workspace_, workspace_bytes_, p, stream);
+  run_product(handle_, workspace_, workspace_bytes_, p, algos_, stream);
   if (bias && !bias_epilogue) {
     const int64_t n = int64_t(N) * OC;
     add_bias_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(out, bias, N, OC);
@@ -145,13 +155,13 @@ void Matmul::backward_input(bf16* dinp, const bf16* dout, const bf16* weight, co
     p.epilogue = CUBLASLT_EPILOGUE_DGELU;
     p.aux = const_cast<bf16*>(pre_gelu);
   }
-  run_product(handle_, workspace_, workspace_bytes_, p, stream);
+  run_product(handle_, workspace_, workspace_bytes_, p, algos_, stream);
 }
 
 void Matmul::backward_weight(float* dweight, const bf16* dout, const bf16* inp, int N, int C, int OC,
                              cudaStream_t stream) {
   LtProduct p{false, true, C, OC, N, inp, C, dout, OC, dweight, C, CUDA_R_32F, 1.0f};
-  run_product(handle_, workspace_, workspace_bytes_, p, stream);
+  run_product(handle_, workspace_, workspace_bytes_, p, algos_, stream);
 }
 
 }  // namespace llmdion::cuda

@@ -10,6 +10,10 @@
 
 #include <cublasLt.h>
 
+#include <array>
+#include <cstdint>
+#include <map>
+
 #include "model/cuda/kernels.h"
 
 namespace llmdion::cuda {
@@ -35,6 +39,7 @@ class Matmul {
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 32 << 20;
+  std::map<std::array<int64_t, 14>, cublasLtMatmulAlgo_t> algos_;  // the heuristic's choice per product kind
 };
 
 }  // namespace llmdion::cuda
