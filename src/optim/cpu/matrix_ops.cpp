@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/bf16.h"
 #include "optim/cpu/matrix_ops.h"
 
 extern "C" {
@@ -23,15 +24,10 @@ void sorgqr_(const int* m, const int* n, const int* k, float* a, const int* lda,
 namespace llmdion {
 namespace {
 
-// Each value rounded to the nearest bf16 (ties to even), kept as a float; Inf and NaN stay.
+// Each value rounded to the nearest bf16 (ties to even, core/bf16.h), kept as a float.
 void round_to_bf16(const float* in, int64_t n, float* out) {
   #pragma omp parallel for
-  for (int64_t i = 0; i < n; i++) {
-    uint32_t bits;
-    std::memcpy(&bits, &in[i], 4);
-    if ((bits & 0x7f800000u) != 0x7f800000u) bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
-    std::memcpy(&out[i], &bits, 4);
-  }
+  for (int64_t i = 0; i < n; i++) out[i] = to_float(llmdion::round_to_bf16(in[i]));
 }
 
 class CpuMatrixOps final : public MatrixOps {
