@@ -20,20 +20,38 @@ class SerialComm final : public Comm {
   int world_size() const override { return 1; }
   void all_reduce_sum(std::span<float>) override {}
   void all_reduce_sum(std::span<double>) override {}
+  void all_reduce_sum(std::span<bf16>) override {}
   void reduce_scatter_sum(std::span<const float> in, std::span<float> out, std::span<const int64_t>) override {
-    std::copy(in.begin(), in.begin() + int64_t(out.size()), out.begin());
+    copy(in.first(out.size()), out);
+  }
+  void reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out, std::span<const int64_t>) override {
+    copy(in.first(out.size()), out);
   }
   void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t>) override {
-    std::copy(mine.begin(), mine.end(), all.begin());
+    copy(mine, all);
+  }
+  void all_gather(std::span<const bf16> mine, std::span<bf16> all, std::span<const int64_t>) override {
+    copy(mine, all);
   }
   void broadcast(std::span<float>, int) override {}
+  void broadcast(std::span<bf16>, int) override {}
   void broadcast(std::string&, int) override {}
   void all_to_all(std::span<const float> in, std::span<const int64_t>, std::span<float> out,
                   std::span<const int64_t>) override {
-    std::copy(in.begin(), in.end(), out.begin());
+    copy(in, out);
+  }
+  void all_to_all(std::span<const bf16> in, std::span<const int64_t>, std::span<bf16> out,
+                  std::span<const int64_t>) override {
+    copy(in, out);
   }
   void barrier() override {}
   [[noreturn]] void abort(int code) override { std::exit(code); }
+
+ private:
+  template <typename T>
+  static void copy(std::span<const T> from, std::span<T> to) {
+    std::copy(from.begin(), from.end(), to.begin());
+  }
 };
 
 bool launched_by_mpi() {
@@ -46,22 +64,22 @@ bool launched_by_mpi() {
 
 void Comm::count_all_reduce(int64_t bytes) { bytes_sent_ += 2 * bytes * (world_size() - 1) / world_size(); }
 
-void Comm::count_reduce_scatter(std::span<const int64_t> counts) {
+void Comm::count_reduce_scatter(std::span<const int64_t> counts, int64_t value_bytes) {
   for (int r = 0; r < world_size(); r++)
-    if (r != rank()) bytes_sent_ += counts[size_t(r)] * int64_t(sizeof(float));
+    if (r != rank()) bytes_sent_ += counts[size_t(r)] * value_bytes;
 }
 
-void Comm::count_all_gather(std::span<const int64_t> counts) {
-  bytes_sent_ += counts[size_t(rank())] * int64_t(sizeof(float)) * (world_size() - 1);
+void Comm::count_all_gather(std::span<const int64_t> counts, int64_t value_bytes) {
+  bytes_sent_ += counts[size_t(rank())] * value_bytes * (world_size() - 1);
 }
 
 void Comm::count_broadcast(int64_t bytes, int root) {
   if (rank() == root) bytes_sent_ += bytes * (world_size() - 1);
 }
 
-void Comm::count_all_to_all(std::span<const int64_t> send_counts) {
+void Comm::count_all_to_all(std::span<const int64_t> send_counts, int64_t value_bytes) {
   for (int r = 0; r < world_size(); r++)
-    if (r != rank()) bytes_sent_ += send_counts[size_t(r)] * int64_t(sizeof(float));
+    if (r != rank()) bytes_sent_ += send_counts[size_t(r)] * value_bytes;
 }
 
 std::unique_ptr<Comm> make_comm(int* argc, char*** argv) {

@@ -8,13 +8,23 @@
 // bytes_sent() counts what this rank sends under the textbook algorithms for
 // n ranks: reduce-scatter the blocks of the others, all-gather its block n-1
 // times, all-reduce (reduce-scatter + all-gather) 2(n-1)/n of its buffer,
-// broadcast n-1 copies from the root, all-to-all the blocks for other ranks.
+// broadcast n-1 copies from the root, all-to-all the blocks for other ranks;
+// 4 bytes a value in fp32, 2 in bf16.
+//
+// The bf16 collectives move bf16 values (core/bf16.h) and sum them in fp32,
+// rounding to bf16 (nearest even) after every addition of two partial sums:
+// a sum of n values x_r is rounded n - 1 times, each time by at most 2^-8 of
+// the partial sum, so it is within about (n - 1) 2^-8 sum_r |x_r| of the exact sum.
+// Each block's sum is formed once and copied to the ranks that receive it, so
+// an all-reduce gives the same bits on every rank.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+
+#include "core/bf16.h"
 
 namespace llmdion {
 
@@ -27,15 +37,22 @@ class Comm {
   // data = the sum over ranks of data, on every rank.
   virtual void all_reduce_sum(std::span<float> data) = 0;
   virtual void all_reduce_sum(std::span<double> data) = 0;
+  virtual void all_reduce_sum(std::span<bf16> data) = 0;
   // out = the sum over ranks of their block `rank()` of in (counts[r] values each).
   virtual void reduce_scatter_sum(std::span<const float> in, std::span<float> out,
                                   std::span<const int64_t> counts) = 0;
+  virtual void reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out,
+                                  std::span<const int64_t> counts) = 0;
   // all = every rank's `mine`, block after block.
   virtual void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) = 0;
+  virtual void all_gather(std::span<const bf16> mine, std::span<bf16> all, std::span<const int64_t> counts) = 0;
   virtual void broadcast(std::span<float> data, int root) = 0;
+  virtual void broadcast(std::span<bf16> data, int root) = 0;
   virtual void broadcast(std::string& text, int root) = 0;
   // Block r of in goes to rank r; block r of out came from rank r.
   virtual void all_to_all(std::span<const float> in, std::span<const int64_t> send_counts, std::span<float> out,
+                          std::span<const int64_t> recv_counts) = 0;
+  virtual void all_to_all(std::span<const bf16> in, std::span<const int64_t> send_counts, std::span<bf16> out,
                           std::span<const int64_t> recv_counts) = 0;
   virtual void barrier() = 0;
   // Ends the process of every rank with `code`: a failing rank never leaves the others waiting.
@@ -51,12 +68,13 @@ class Comm {
 
  protected:
   // bytes_sent_ += what this rank sends in one collective under the textbook
-  // algorithm above, from the collective's arguments (blocks of floats).
+  // algorithm above, from the collective's arguments (blocks of values of
+  // value_bytes each: 4 for fp32, 2 for bf16).
   void count_all_reduce(int64_t bytes);
-  void count_reduce_scatter(std::span<const int64_t> counts);
-  void count_all_gather(std::span<const int64_t> counts);
+  void count_reduce_scatter(std::span<const int64_t> counts, int64_t value_bytes);
+  void count_all_gather(std::span<const int64_t> counts, int64_t value_bytes);
   void count_broadcast(int64_t bytes, int root);
-  void count_all_to_all(std::span<const int64_t> send_counts);
+  void count_all_to_all(std::span<const int64_t> send_counts, int64_t value_bytes);
 
   int64_t bytes_sent_ = 0;
 };

@@ -1,5 +1,7 @@
-// The Comm on MPI (Open MPI) for CPU buffers. Counts travel as MPI's int, so a
-// single block is limited to 2^31 - 1 values; larger buffers are refused with a
+// The Comm on MPI (Open MPI) for CPU buffers: fp32 and fp64 as MPI's own
+// types and MPI_SUM, bf16 as a 2-byte type of its own with a sum that adds in
+// fp32 and rounds to bf16 (comm.h). Counts travel as MPI's int, so a single
+// block is limited to 2^31 - 1 values; larger buffers are refused with a
 // message rather than truncated.
 #include <mpi.h>
 
@@ -27,6 +29,22 @@ int as_count(int64_t n) {
   return int(n);
 }
 
+// The bf16 sum, MPI's user operation over the bf16 datatype: inout = in + inout
+// added in fp32 and rounded to the nearest bf16, so every addition of two
+// partial sums rounds once (comm.h).
+void add_bf16(void* in, void* inout, int* length, MPI_Datatype*) {
+  const bf16* a = static_cast<const bf16*>(in);
+  bf16* b = static_cast<bf16*>(inout);
+  for (int i = 0; i < *length; i++) b[i] = round_to_bf16(to_float(a[i]) + to_float(b[i]));
+}
+
+// n values cut into `world` blocks in rank order, the first n % world one longer.
+std::vector<int64_t> even_blocks(int64_t n, int world) {
+  std::vector<int64_t> counts;
+  for (int r = 0; r < world; r++) counts.push_back(n / world + (r < n % world ? 1 : 0));
+  return counts;
+}
+
 class MpiComm final : public Comm {
  public:
   MpiComm(int* argc, char*** argv) {
@@ -37,42 +55,53 @@ class MpiComm final : public Comm {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &world_);
+    // bf16 is two bytes MPI knows nothing of: a type of our own, summed by add_bf16
+    // (commutative: MPI may combine the ranks' values in any order).
+    check(MPI_Type_contiguous(2, MPI_BYTE, &bf16_type_), "MPI_Type_contiguous");
+    check(MPI_Type_commit(&bf16_type_), "MPI_Type_commit");
+    check(MPI_Op_create(&add_bf16, 1, &bf16_sum_), "MPI_Op_create");
   }
   ~MpiComm() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Finalize();
+    if (finalized) return;
+    MPI_Op_free(&bf16_sum_);
+    MPI_Type_free(&bf16_type_);
+    MPI_Finalize();
   }
   int rank() const override { return rank_; }
   int world_size() const override { return world_; }
 
-  void all_reduce_sum(std::span<float> data) override {
+  void all_reduce_sum(std::span<float> data) override { all_reduce(data); }
+  void all_reduce_sum(std::span<double> data) override { all_reduce(data); }
+  // A reduce-scatter over near-equal blocks, then an all-gather of the sums:
+  // each block is summed (and rounded) once, on its rank, so every rank ends
+  // with the same bits. MPI_Allreduce may sum a value on each rank in another
+  // order, which in bf16 may round differently.
+  void all_reduce_sum(std::span<bf16> data) override {
     count_all_reduce(int64_t(data.size_bytes()));
-    check(MPI_Allreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size())), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-          "MPI_Allreduce");
-  }
-  void all_reduce_sum(std::span<double> data) override {
-    count_all_reduce(int64_t(data.size_bytes()));
-    check(MPI_Allreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size())), MPI_DOUBLE, MPI_SUM,
-                        MPI_COMM_WORLD),
-          "MPI_Allreduce");
-  }
-  void reduce_scatter_sum(std::span<const float> in, std::span<float> out, std::span<const int64_t> counts) override {
-    count_reduce_scatter(counts);
-    std::vector<int> c = ints(counts);
-    check(MPI_Reduce_scatter(in.data(), out.data(), c.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Reduce_scatter");
-  }
-  void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
-    count_all_gather(counts);
-    std::vector<int> c = ints(counts), displacements = offsets(c);
-    check(MPI_Allgatherv(mine.data(), as_count(int64_t(mine.size())), MPI_FLOAT, all.data(), c.data(),
-                         displacements.data(), MPI_FLOAT, MPI_COMM_WORLD),
+    const std::vector<int> counts = ints(even_blocks(int64_t(data.size()), world_)), displacements = offsets(counts);
+    std::vector<bf16> mine(size_t(counts[size_t(rank_)]));
+    check(MPI_Reduce_scatter(data.data(), mine.data(), counts.data(), bf16_type_, bf16_sum_, MPI_COMM_WORLD),
+          "MPI_Reduce_scatter");
+    check(MPI_Allgatherv(mine.data(), counts[size_t(rank_)], bf16_type_, data.data(), counts.data(),
+                         displacements.data(), bf16_type_, MPI_COMM_WORLD),
           "MPI_Allgatherv");
   }
-  void broadcast(std::span<float> data, int root) override {
-    count_broadcast(int64_t(data.size_bytes()), root);
-    check(MPI_Bcast(data.data(), as_count(int64_t(data.size())), MPI_FLOAT, root, MPI_COMM_WORLD), "MPI_Bcast");
+  void reduce_scatter_sum(std::span<const float> in, std::span<float> out, std::span<const int64_t> counts) override {
+    reduce_scatter(in, out, counts);
   }
+  void reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out, std::span<const int64_t> counts) override {
+    reduce_scatter(in, out, counts);
+  }
+  void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
+    gather(mine, all, counts);
+  }
+  void all_gather(std::span<const bf16> mine, std::span<bf16> all, std::span<const int64_t> counts) override {
+    gather(mine, all, counts);
+  }
+  void broadcast(std::span<float> data, int root) override { broadcast_values(data, root); }
+  void broadcast(std::span<bf16> data, int root) override { broadcast_values(data, root); }
   void broadcast(std::string& text, int root) override {
     int64_t length = int64_t(text.size());
     check(MPI_Bcast(&length, 1, MPI_INT64_T, root, MPI_COMM_WORLD), "MPI_Bcast");
@@ -82,11 +111,11 @@ class MpiComm final : public Comm {
   }
   void all_to_all(std::span<const float> in, std::span<const int64_t> send_counts, std::span<float> out,
                   std::span<const int64_t> recv_counts) override {
-    count_all_to_all(send_counts);
-    std::vector<int> sc = ints(send_counts), rc = ints(recv_counts), sd = offsets(sc), rd = offsets(rc);
-    check(MPI_Alltoallv(in.data(), sc.data(), sd.data(), MPI_FLOAT, out.data(), rc.data(), rd.data(), MPI_FLOAT,
-                        MPI_COMM_WORLD),
-          "MPI_Alltoallv");
+    exchange(in, send_counts, out, recv_counts);
+  }
+  void all_to_all(std::span<const bf16> in, std::span<const int64_t> send_counts, std::span<bf16> out,
+                  std::span<const int64_t> recv_counts) override {
+    exchange(in, send_counts, out, recv_counts);
   }
   void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
   [[noreturn]] void abort(int code) override {
@@ -95,6 +124,52 @@ class MpiComm final : public Comm {
   }
 
  private:
+  // MPI's datatype and sum of a value type.
+  MPI_Datatype type_of(const float*) const { return MPI_FLOAT; }
+  MPI_Datatype type_of(const double*) const { return MPI_DOUBLE; }
+  MPI_Datatype type_of(const bf16*) const { return bf16_type_; }
+  MPI_Op sum_of(const float*) const { return MPI_SUM; }
+  MPI_Op sum_of(const double*) const { return MPI_SUM; }
+  MPI_Op sum_of(const bf16*) const { return bf16_sum_; }
+
+  template <typename T>
+  void all_reduce(std::span<T> data) {
+    count_all_reduce(int64_t(data.size_bytes()));
+    check(MPI_Allreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size())), type_of(data.data()),
+                        sum_of(data.data()), MPI_COMM_WORLD),
+          "MPI_Allreduce");
+  }
+  template <typename T>
+  void reduce_scatter(std::span<const T> in, std::span<T> out, std::span<const int64_t> counts) {
+    count_reduce_scatter(counts, sizeof(T));
+    std::vector<int> c = ints(counts);
+    check(MPI_Reduce_scatter(in.data(), out.data(), c.data(), type_of(in.data()), sum_of(in.data()), MPI_COMM_WORLD),
+          "MPI_Reduce_scatter");
+  }
+  template <typename T>
+  void gather(std::span<const T> mine, std::span<T> all, std::span<const int64_t> counts) {
+    count_all_gather(counts, sizeof(T));
+    std::vector<int> c = ints(counts), displacements = offsets(c);
+    check(MPI_Allgatherv(mine.data(), as_count(int64_t(mine.size())), type_of(mine.data()), all.data(), c.data(),
+                         displacements.data(), type_of(mine.data()), MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+  }
+  template <typename T>
+  void broadcast_values(std::span<T> data, int root) {
+    count_broadcast(int64_t(data.size_bytes()), root);
+    check(MPI_Bcast(data.data(), as_count(int64_t(data.size())), type_of(data.data()), root, MPI_COMM_WORLD),
+          "MPI_Bcast");
+  }
+  template <typename T>
+  void exchange(std::span<const T> in, std::span<const int64_t> send_counts, std::span<T> out,
+                std::span<const int64_t> recv_counts) {
+    count_all_to_all(send_counts, sizeof(T));
+    std::vector<int> sc = ints(send_counts), rc = ints(recv_counts), sd = offsets(sc), rd = offsets(rc);
+    check(MPI_Alltoallv(in.data(), sc.data(), sd.data(), type_of(in.data()), out.data(), rc.data(), rd.data(),
+                        type_of(in.data()), MPI_COMM_WORLD),
+          "MPI_Alltoallv");
+  }
+
   static std::vector<int> ints(std::span<const int64_t> counts) {
     std::vector<int> out;
     for (int64_t c : counts) out.push_back(as_count(c));
@@ -107,6 +182,8 @@ class MpiComm final : public Comm {
     return out;
   }
   int rank_ = 0, world_ = 1;
+  MPI_Datatype bf16_type_ = MPI_DATATYPE_NULL;
+  MPI_Op bf16_sum_ = MPI_OP_NULL;
 };
 
 }  // namespace

@@ -14,7 +14,8 @@
 //   all-gather      rank r's block into block r of all         ncclBroadcast, root r
 //   all-to-all      a send and a receive per peer; its own block a copy
 // Blocks of zero values are skipped, by every rank alike since all hold the
-// same counts. Nothing is allocated.
+// same counts. Nothing is allocated. fp32, fp64 and bf16 (ncclBfloat16) take
+// the same paths.
 //
 // Everything runs on the legacy default stream, where the CUDA model, AdamW and
 // MatrixOps run: the kernels that read a result, and any cudaMemcpy of it to
@@ -132,85 +133,34 @@ class GpuComm final : public Comm {
   int rank() const override { return host_.rank(); }
   int world_size() const override { return host_.world_size(); }
 
-  void all_reduce_sum(std::span<float> data) override { all_reduce(data, ncclFloat); }
-  void all_reduce_sum(std::span<double> data) override { all_reduce(data, ncclDouble); }
-
+  void all_reduce_sum(std::span<float> data) override { all_reduce(data); }
+  void all_reduce_sum(std::span<double> data) override { all_reduce(data); }
+  void all_reduce_sum(std::span<bf16> data) override { all_reduce(data); }
   void reduce_scatter_sum(std::span<const float> in, std::span<float> out, std::span<const int64_t> counts) override {
-    const std::vector<int64_t> starts = block_starts("reduce_scatter_sum", counts, world_size());
-    require_size("reduce_scatter_sum", "in", in.size(), starts.back());
-    require_size("reduce_scatter_sum", "out", out.size(), counts[size_t(rank())]);
-    const Memory memory =
-        same_memory("reduce_scatter_sum", memory_of(in.data(), in.size()), memory_of(out.data(), out.size()));
-    count_reduce_scatter(counts);
-    if (memory == Memory::kHost) host_.reduce_scatter_sum(in, out, counts);
-    if (memory != Memory::kDevice) return;
-    NCCL_CHECK(ncclGroupStart());
-    for (int r = 0; r < world_size(); r++)
-      if (counts[size_t(r)] > 0)
-        NCCL_CHECK(ncclReduce(in.data() + starts[size_t(r)], r == rank() ? out.data() : nullptr,
-                              size_t(counts[size_t(r)]), ncclFloat, ncclSum, r, nccl_, kStream));
-    NCCL_CHECK(ncclGroupEnd());
+    reduce_scatter(in, out, counts);
   }
-
+  void reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out, std::span<const int64_t> counts) override {
+    reduce_scatter(in, out, counts);
+  }
   void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
-    const std::vector<int64_t> starts = block_starts("all_gather", counts, world_size());
-    require_size("all_gather", "mine", mine.size(), counts[size_t(rank())]);
-    require_size("all_gather", "all", all.size(), starts.back());
-    const Memory memory =
-        same_memory("all_gather", memory_of(mine.data(), mine.size()), memory_of(all.data(), all.size()));
-    count_all_gather(counts);
-    if (memory == Memory::kHost) host_.all_gather(mine, all, counts);
-    if (memory != Memory::kDevice) return;
-    NCCL_CHECK(ncclGroupStart());
-    for (int r = 0; r < world_size(); r++) {
-      if (counts[size_t(r)] == 0) continue;
-      float* block = all.data() + starts[size_t(r)];
-      NCCL_CHECK(ncclBroadcast(r == rank() ? mine.data() : block, block, size_t(counts[size_t(r)]), ncclFloat, r, nccl_,
-                               kStream));
-    }
-    NCCL_CHECK(ncclGroupEnd());
+    gather(mine, all, counts);
   }
-
-  void broadcast(std::span<float> data, int root) override {
-    const Memory memory = memory_of(data.data(), data.size());
-    count_broadcast(int64_t(data.size_bytes()), root);
-    if (memory == Memory::kHost) host_.broadcast(data, root);
-    if (memory == Memory::kDevice)
-      NCCL_CHECK(ncclBroadcast(data.data(), data.data(), data.size(), ncclFloat, root, nccl_, kStream));
+  void all_gather(std::span<const bf16> mine, std::span<bf16> all, std::span<const int64_t> counts) override {
+    gather(mine, all, counts);
   }
-
+  void broadcast(std::span<float> data, int root) override { broadcast_values(data, root); }
+  void broadcast(std::span<bf16> data, int root) override { broadcast_values(data, root); }
   void broadcast(std::string& text, int root) override {
     count_broadcast(int64_t(text.size()), root);  // the root's length is what travels
     host_.broadcast(text, root);
   }
-
   void all_to_all(std::span<const float> in, std::span<const int64_t> send_counts, std::span<float> out,
                   std::span<const int64_t> recv_counts) override {
-    const std::vector<int64_t> send_starts = block_starts("all_to_all", send_counts, world_size());
-    const std::vector<int64_t> recv_starts = block_starts("all_to_all", recv_counts, world_size());
-    require_size("all_to_all", "in", in.size(), send_starts.back());
-    require_size("all_to_all", "out", out.size(), recv_starts.back());
-    const size_t me = size_t(rank());
-    if (send_counts[me] != recv_counts[me])
-      throw std::invalid_argument("all_to_all: rank " + std::to_string(me) + " sends itself " +
-                                  std::to_string(send_counts[me]) + " values but receives " +
-                                  std::to_string(recv_counts[me]));
-    const Memory memory = same_memory("all_to_all", memory_of(in.data(), in.size()), memory_of(out.data(), out.size()));
-    count_all_to_all(send_counts);
-    if (memory == Memory::kHost) host_.all_to_all(in, send_counts, out, recv_counts);
-    if (memory != Memory::kDevice) return;
-    if (send_counts[me] > 0)
-      CUDA_CHECK(cudaMemcpyAsync(out.data() + recv_starts[me], in.data() + send_starts[me],
-                                 size_t(send_counts[me]) * sizeof(float), cudaMemcpyDeviceToDevice, kStream));
-    NCCL_CHECK(ncclGroupStart());
-    for (size_t r = 0; r < size_t(world_size()); r++) {
-      if (r == me) continue;
-      if (send_counts[r] > 0)
-        NCCL_CHECK(ncclSend(in.data() + send_starts[r], size_t(send_counts[r]), ncclFloat, int(r), nccl_, kStream));
-      if (recv_counts[r] > 0)
-        NCCL_CHECK(ncclRecv(out.data() + recv_starts[r], size_t(recv_counts[r]), ncclFloat, int(r), nccl_, kStream));
-    }
-    NCCL_CHECK(ncclGroupEnd());
+    exchange(in, send_counts, out, recv_counts);
+  }
+  void all_to_all(std::span<const bf16> in, std::span<const int64_t> send_counts, std::span<bf16> out,
+                  std::span<const int64_t> recv_counts) override {
+    exchange(in, send_counts, out, recv_counts);
   }
 
   // The ranks meet on the host; GPU work already queued may still be running.
@@ -225,13 +175,98 @@ class GpuComm final : public Comm {
   }
 
  private:
+  // NCCL's type of a value type. ncclBfloat16 sums add in fp32 and round to bf16
+  // at every step; an all-reduce forms each chunk's sum once and sends it on,
+  // so every rank gets the same bits (comm.h).
+  static ncclDataType_t type_of(const float*) { return ncclFloat; }
+  static ncclDataType_t type_of(const double*) { return ncclDouble; }
+  static ncclDataType_t type_of(const bf16*) { return ncclBfloat16; }
+
   template <typename T>
-  void all_reduce(std::span<T> data, ncclDataType_t type) {
+  void all_reduce(std::span<T> data) {
     const Memory memory = memory_of(data.data(), data.size());
     count_all_reduce(int64_t(data.size_bytes()));
     if (memory == Memory::kHost) host_.all_reduce_sum(data);
     if (memory == Memory::kDevice)
-      NCCL_CHECK(ncclAllReduce(data.data(), data.data(), data.size(), type, ncclSum, nccl_, kStream));
+      NCCL_CHECK(ncclAllReduce(data.data(), data.data(), data.size(), type_of(data.data()), ncclSum, nccl_, kStream));
+  }
+
+  template <typename T>
+  void reduce_scatter(std::span<const T> in, std::span<T> out, std::span<const int64_t> counts) {
+    const std::vector<int64_t> starts = block_starts("reduce_scatter_sum", counts, world_size());
+    require_size("reduce_scatter_sum", "in", in.size(), starts.back());
+    require_size("reduce_scatter_sum", "out", out.size(), counts[size_t(rank())]);
+    const Memory memory =
+        same_memory("reduce_scatter_sum", memory_of(in.data(), in.size()), memory_of(out.data(), out.size()));
+    count_reduce_scatter(counts, sizeof(T));
+    if (memory == Memory::kHost) host_.reduce_scatter_sum(in, out, counts);
+    if (memory != Memory::kDevice) return;
+    NCCL_CHECK(ncclGroupStart());
+    for (int r = 0; r < world_size(); r++)
+      if (counts[size_t(r)] > 0)
+        NCCL_CHECK(ncclReduce(in.data() + starts[size_t(r)], r == rank() ? out.data() : nullptr,
+                              size_t(counts[size_t(r)]), type_of(in.data()), ncclSum, r, nccl_, kStream));
+    NCCL_CHECK(ncclGroupEnd());
+  }
+
+  template <typename T>
+  void gather(std::span<const T> mine, std::span<T> all, std::span<const int64_t> counts) {
+    const std::vector<int64_t> starts = block_starts("all_gather", counts, world_size());
+    require_size("all_gather", "mine", mine.size(), counts[size_t(rank())]);
+    require_size("all_gather", "all", all.size(), starts.back());
+    const Memory memory =
+        same_memory("all_gather", memory_of(mine.data(), mine.size()), memory_of(all.data(), all.size()));
+    count_all_gather(counts, sizeof(T));
+    if (memory == Memory::kHost) host_.all_gather(mine, all, counts);
+    if (memory != Memory::kDevice) return;
+    NCCL_CHECK(ncclGroupStart());
+    for (int r = 0; r < world_size(); r++) {
+      if (counts[size_t(r)] == 0) continue;
+      T* block = all.data() + starts[size_t(r)];
+      NCCL_CHECK(ncclBroadcast(r == rank() ? mine.data() : block, block, size_t(counts[size_t(r)]), type_of(block), r,
+                               nccl_, kStream));
+    }
+    NCCL_CHECK(ncclGroupEnd());
+  }
+
+  template <typename T>
+  void broadcast_values(std::span<T> data, int root) {
+    const Memory memory = memory_of(data.data(), data.size());
+    count_broadcast(int64_t(data.size_bytes()), root);
+    if (memory == Memory::kHost) host_.broadcast(data, root);
+    if (memory == Memory::kDevice)
+      NCCL_CHECK(ncclBroadcast(data.data(), data.data(), data.size(), type_of(data.data()), root, nccl_, kStream));
+  }
+
+  template <typename T>
+  void exchange(std::span<const T> in, std::span<const int64_t> send_counts, std::span<T> out,
+                std::span<const int64_t> recv_counts) {
+    const std::vector<int64_t> send_starts = block_starts("all_to_all", send_counts, world_size());
+    const std::vector<int64_t> recv_starts = block_starts("all_to_all", recv_counts, world_size());
+    require_size("all_to_all", "in", in.size(), send_starts.back());
+    require_size("all_to_all", "out", out.size(), recv_starts.back());
+    const size_t me = size_t(rank());
+    if (send_counts[me] != recv_counts[me])
+      throw std::invalid_argument("all_to_all: rank " + std::to_string(me) + " sends itself " +
+                                  std::to_string(send_counts[me]) + " values but receives " +
+                                  std::to_string(recv_counts[me]));
+    const Memory memory = same_memory("all_to_all", memory_of(in.data(), in.size()), memory_of(out.data(), out.size()));
+    count_all_to_all(send_counts, sizeof(T));
+    if (memory == Memory::kHost) host_.all_to_all(in, send_counts, out, recv_counts);
+    if (memory != Memory::kDevice) return;
+    if (send_counts[me] > 0)
+      CUDA_CHECK(cudaMemcpyAsync(out.data() + recv_starts[me], in.data() + send_starts[me],
+                                 size_t(send_counts[me]) * sizeof(T), cudaMemcpyDeviceToDevice, kStream));
+    const ncclDataType_t type = type_of(in.data());
+    NCCL_CHECK(ncclGroupStart());
+    for (size_t r = 0; r < size_t(world_size()); r++) {
+      if (r == me) continue;
+      if (send_counts[r] > 0)
+        NCCL_CHECK(ncclSend(in.data() + send_starts[r], size_t(send_counts[r]), type, int(r), nccl_, kStream));
+      if (recv_counts[r] > 0)
+        NCCL_CHECK(ncclRecv(out.data() + recv_starts[r], size_t(recv_counts[r]), type, int(r), nccl_, kStream));
+    }
+    NCCL_CHECK(ncclGroupEnd());
   }
 
   Comm& host_;

@@ -1,9 +1,11 @@
-// Every Comm collective against a serial computation of the same result, on
-// odd sizes. Run under mpirun with 2 and 4 ranks (ctest label mpi) and alone
-// (the serial Comm). Each rank can compute every rank's input, since inputs
-// are seeded by rank.
+// Every Comm collective, in fp32 and bf16, against a serial computation of the
+// same result, on odd sizes. Run under mpirun with 2 and 4 ranks (ctest label
+// mpi) and alone (the serial Comm). Each rank can compute every rank's input,
+// since inputs are seeded by rank.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "core/rng.h"
@@ -95,6 +97,173 @@ TEST(Comm, all_to_all_delivers_block_r_to_rank_r) {
     expected.insert(expected.end(), theirs.begin() + offset, theirs.begin() + offset + s + me + 1);
   }
   EXPECT_EQ(out, expected);
+}
+
+// ---- bf16 ----------------------------------------------------------------
+
+// Values k 2^e, e = i % 11 - 5 by index and |k| <= 255 / ranks: every partial
+// sum over the ranks is an integer below 2^8 times 2^e, exact in bf16.
+std::vector<bf16> exact_bf16_input_of(int rank, int64_t n, uint64_t salt) {
+  SplitMix64 rng{derive_seed({uint64_t(rank), salt})};
+  const int64_t bound = 255 / comm->world_size();
+  std::vector<bf16> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i++)
+    v[size_t(i)] = round_to_bf16(std::ldexp(float(int64_t(rng.below(uint64_t(2 * bound + 1))) - bound), int(i % 11) - 5));
+  return v;
+}
+
+// Uniform in [-1, 1), rounded to bf16: sums that bf16 must round.
+std::vector<bf16> random_bf16_input_of(int rank, int64_t n, uint64_t salt) {
+  SplitMix64 rng{derive_seed({uint64_t(rank), salt})};
+  std::vector<bf16> v(static_cast<size_t>(n));
+  for (bf16& x : v) x = round_to_bf16(float(double(rng.next() >> 11) * 0x1p-52 - 1.0));
+  return v;
+}
+
+std::vector<float> widened(std::span<const bf16> values) {
+  std::vector<float> out;
+  for (bf16 x : values) out.push_back(to_float(x));
+  return out;
+}
+
+std::vector<uint16_t> bits_of(std::span<const bf16> values) {
+  std::vector<uint16_t> out;
+  for (bf16 x : values) out.push_back(x.bits);
+  return out;
+}
+
+// Values [start, start + n) of the inputs of every rank, summed exactly (in double), and their magnitudes summed.
+struct ExactSums {
+  std::vector<double> sum, magnitude;
+};
+ExactSums exact_sums(const std::function<std::vector<bf16>(int)>& input_of_rank, int64_t start, int64_t n) {
+  ExactSums sums{std::vector<double>(size_t(n), 0.0), std::vector<double>(size_t(n), 0.0)};
+  for (int r = 0; r < comm->world_size(); r++) {
+    const std::vector<float> values = widened(input_of_rank(r));
+    for (int64_t i = 0; i < n; i++) {
+      sums.sum[size_t(i)] += values[size_t(start + i)];
+      sums.magnitude[size_t(i)] += std::fabs(values[size_t(start + i)]);
+    }
+  }
+  return sums;
+}
+
+// got within bf16's rounding of every addition (comm.h) of the exact sums.
+void expect_bf16_sums(std::span<const bf16> got, const ExactSums& want) {
+  ASSERT_EQ(got.size(), want.sum.size());
+  const double additions = comm->world_size() - 1;
+  for (size_t i = 0; i < got.size(); i++)
+    EXPECT_NEAR(to_float(got[i]), want.sum[i], 1.01 * additions * 0x1p-8 * want.magnitude[i]) << "value " << i;
+}
+
+// Every rank's `mine`, gathered in fp32 (exact for bf16 values).
+std::vector<std::vector<float>> every_ranks(std::span<const bf16> mine) {
+  const std::vector<float> values = widened(mine);
+  const std::vector<int64_t> counts(size_t(comm->world_size()), int64_t(values.size()));
+  std::vector<float> all(values.size() * size_t(comm->world_size()));
+  comm->all_gather(values, all, counts);
+  std::vector<std::vector<float>> ranks;
+  for (size_t r = 0; r < size_t(comm->world_size()); r++)
+    ranks.emplace_back(all.begin() + long(r * values.size()), all.begin() + long((r + 1) * values.size()));
+  return ranks;
+}
+
+TEST(CommBf16, all_reduce_sums_over_ranks_with_the_same_bits_on_every_rank) {
+  for (int64_t n : {int64_t(1001), int64_t(3)}) {  // 3: fewer values than 4 ranks
+    std::vector<bf16> exact = exact_bf16_input_of(comm->rank(), n, 11);
+    comm->all_reduce_sum(exact);
+    const ExactSums want = exact_sums([&](int r) { return exact_bf16_input_of(r, n, 11); }, 0, n);
+    EXPECT_EQ(widened(exact), std::vector<float>(want.sum.begin(), want.sum.end())) << n << " values";
+
+    std::vector<bf16> rounded = random_bf16_input_of(comm->rank(), n, 12);
+    comm->all_reduce_sum(rounded);
+    expect_bf16_sums(rounded, exact_sums([&](int r) { return random_bf16_input_of(r, n, 12); }, 0, n));
+    const std::vector<std::vector<float>> ranks = every_ranks(rounded);
+    for (int r = 1; r < comm->world_size(); r++) EXPECT_EQ(ranks[size_t(r)], ranks[0]) << "rank " << r << " vs rank 0";
+    // The bits themselves: -0 and +0 would compare equal as floats.
+    std::vector<bf16> roots = rounded;
+    comm->broadcast(roots, 0);
+    EXPECT_EQ(bits_of(rounded), bits_of(roots));
+  }
+}
+
+TEST(CommBf16, reduce_scatter_gives_each_rank_the_sum_of_its_block) {
+  const std::vector<int64_t> counts = block_counts();
+  const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t(0));
+  const int64_t start = std::accumulate(counts.begin(), counts.begin() + comm->rank(), int64_t(0));
+  const int64_t my_count = counts[size_t(comm->rank())];
+  std::vector<bf16> mine(static_cast<size_t>(my_count), round_to_bf16(-1.0f));
+  comm->reduce_scatter_sum(exact_bf16_input_of(comm->rank(), total, 13), mine, counts);
+  const ExactSums want = exact_sums([&](int r) { return exact_bf16_input_of(r, total, 13); }, start, my_count);
+  EXPECT_EQ(widened(mine), std::vector<float>(want.sum.begin(), want.sum.end()));
+
+  comm->reduce_scatter_sum(random_bf16_input_of(comm->rank(), total, 14), mine, counts);
+  expect_bf16_sums(mine, exact_sums([&](int r) { return random_bf16_input_of(r, total, 14); }, start, my_count));
+}
+
+TEST(CommBf16, all_gather_concatenates_every_ranks_block) {
+  const std::vector<int64_t> counts = block_counts();
+  const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t(0));
+  std::vector<bf16> all(static_cast<size_t>(total), round_to_bf16(-1.0f));
+  comm->all_gather(random_bf16_input_of(comm->rank(), counts[size_t(comm->rank())], 15), all, counts);
+  std::vector<bf16> expected;
+  for (int r = 0; r < comm->world_size(); r++) {
+    const std::vector<bf16> block = random_bf16_input_of(r, counts[size_t(r)], 15);
+    expected.insert(expected.end(), block.begin(), block.end());
+  }
+  EXPECT_EQ(bits_of(all), bits_of(expected));
+}
+
+TEST(CommBf16, broadcast_copies_the_roots_buffer) {
+  const int root = comm->world_size() - 1;
+  std::vector<bf16> data = random_bf16_input_of(comm->rank(), 77, 16);
+  comm->broadcast(data, root);
+  EXPECT_EQ(bits_of(data), bits_of(random_bf16_input_of(root, 77, 16)));
+}
+
+TEST(CommBf16, all_to_all_delivers_block_r_to_rank_r) {
+  // Rank s sends 2 s + r + 1 values to rank r.
+  const int world = comm->world_size(), me = comm->rank();
+  std::vector<int64_t> send_counts, recv_counts;
+  for (int r = 0; r < world; r++) send_counts.push_back(2 * me + r + 1), recv_counts.push_back(2 * r + me + 1);
+  const int64_t sent = std::accumulate(send_counts.begin(), send_counts.end(), int64_t(0));
+  const int64_t received = std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t(0));
+  std::vector<bf16> out(static_cast<size_t>(received), round_to_bf16(-1.0f));
+  comm->all_to_all(random_bf16_input_of(me, sent, 17), send_counts, out, recv_counts);
+  std::vector<bf16> expected;
+  for (int s = 0; s < world; s++) {
+    const std::vector<bf16> theirs = random_bf16_input_of(s, int64_t(world) * (2 * s + 1) + world * (world - 1) / 2, 17);
+    int64_t offset = 0;
+    for (int r = 0; r < me; r++) offset += 2 * s + r + 1;
+    expected.insert(expected.end(), theirs.begin() + offset, theirs.begin() + offset + 2 * s + me + 1);
+  }
+  EXPECT_EQ(bits_of(out), bits_of(expected));
+}
+
+TEST(CommBf16, bytes_sent_counts_two_bytes_a_value) {
+  // What `call` adds to bytes_sent().
+  auto sent = [](const std::function<void()>& call) {
+    const int64_t before = comm->bytes_sent();
+    call();
+    return comm->bytes_sent() - before;
+  };
+  const int64_t n = comm->world_size();
+  const std::vector<int64_t> counts = block_counts();
+  const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t(0)), mine = counts[size_t(comm->rank())];
+  std::vector<float> floats(static_cast<size_t>(total)), my_floats(static_cast<size_t>(mine));
+  std::vector<bf16> halves(static_cast<size_t>(total)), my_halves(static_cast<size_t>(mine));
+  EXPECT_EQ(2 * sent([&] { comm->all_reduce_sum(halves); }), sent([&] { comm->all_reduce_sum(floats); }));
+  std::vector<bf16> hundred(100);
+  EXPECT_EQ(sent([&] { comm->all_reduce_sum(hundred); }), n > 1 ? 2 * 200 * (n - 1) / n : 0);
+  EXPECT_EQ(2 * sent([&] { comm->reduce_scatter_sum(halves, my_halves, counts); }),
+            sent([&] { comm->reduce_scatter_sum(floats, my_floats, counts); }));
+  EXPECT_EQ(2 * sent([&] { comm->all_gather(my_halves, halves, counts); }),
+            sent([&] { comm->all_gather(my_floats, floats, counts); }));
+  EXPECT_EQ(sent([&] { comm->all_gather(my_halves, halves, counts); }), 2 * mine * (n - 1));
+  EXPECT_EQ(2 * sent([&] { comm->broadcast(halves, 0); }), sent([&] { comm->broadcast(floats, 0); }));
+  const std::vector<int64_t> blocks(size_t(n), 10);
+  std::vector<bf16> outgoing(static_cast<size_t>(10 * n)), incoming(static_cast<size_t>(10 * n));
+  EXPECT_EQ(sent([&] { comm->all_to_all(outgoing, blocks, incoming, blocks); }), 20 * (n - 1));
 }
 
 TEST(Comm, a_differing_config_is_refused_on_every_rank) {

@@ -2,7 +2,7 @@
 // must give what the host Comm gives on the same values in host memory (odd,
 // uneven blocks; outputs poisoned), host buffers must reach the host Comm and
 // GPU buffers must not, a GPU buffer paired with a host buffer is refused, and
-// bytes_sent() counts as the host Comm does.
+// bytes_sent() counts as the host Comm does; in fp32 and bf16.
 //
 // Alone (test_gpu) the world is one rank over the serial Comm, and NCCL runs
 // with one rank. The same tests run over several ranks under mpirun (inputs are
@@ -13,6 +13,7 @@
 // (NCCL_HOSTID), which NCCL then connects over sockets.
 #ifdef LLMDION_WITH_NCCL
 
+#include <cmath>
 #include <functional>
 #include <numeric>
 #include <stdexcept>
@@ -23,6 +24,10 @@
 
 namespace llmdion::test {
 namespace {
+
+// The Comm's bf16 (core/bf16.h), not CUDA's __nv_bfloat16 (gpu_test_util.h's bf16):
+// device buffers of it go to NCCL as ncclBfloat16.
+using HostBf16 = llmdion::bf16;
 
 // Values k/64 with |k| <= 1000: sums over a few ranks are exact in any order.
 std::vector<float> input_of(int rank, int64_t n, uint64_t salt) {
@@ -58,15 +63,28 @@ class RecordingComm final : public Comm {
   int world_size() const override { return inner_.world_size(); }
   void all_reduce_sum(std::span<float> data) override { note("all_reduce_sum"), inner_.all_reduce_sum(data); }
   void all_reduce_sum(std::span<double> data) override { note("all_reduce_sum"), inner_.all_reduce_sum(data); }
+  void all_reduce_sum(std::span<HostBf16> data) override { note("all_reduce_sum"), inner_.all_reduce_sum(data); }
   void reduce_scatter_sum(std::span<const float> in, std::span<float> out, std::span<const int64_t> counts) override {
+    note("reduce_scatter_sum"), inner_.reduce_scatter_sum(in, out, counts);
+  }
+  void reduce_scatter_sum(std::span<const HostBf16> in, std::span<HostBf16> out,
+                          std::span<const int64_t> counts) override {
     note("reduce_scatter_sum"), inner_.reduce_scatter_sum(in, out, counts);
   }
   void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
     note("all_gather"), inner_.all_gather(mine, all, counts);
   }
+  void all_gather(std::span<const HostBf16> mine, std::span<HostBf16> all, std::span<const int64_t> counts) override {
+    note("all_gather"), inner_.all_gather(mine, all, counts);
+  }
   void broadcast(std::span<float> data, int root) override { note("broadcast"), inner_.broadcast(data, root); }
+  void broadcast(std::span<HostBf16> data, int root) override { note("broadcast"), inner_.broadcast(data, root); }
   void broadcast(std::string& text, int root) override { note("broadcast"), inner_.broadcast(text, root); }
   void all_to_all(std::span<const float> in, std::span<const int64_t> send_counts, std::span<float> out,
+                  std::span<const int64_t> recv_counts) override {
+    note("all_to_all"), inner_.all_to_all(in, send_counts, out, recv_counts);
+  }
+  void all_to_all(std::span<const HostBf16> in, std::span<const int64_t> send_counts, std::span<HostBf16> out,
                   std::span<const int64_t> recv_counts) override {
     note("all_to_all"), inner_.all_to_all(in, send_counts, out, recv_counts);
   }
@@ -290,10 +308,15 @@ TEST_F(GpuComm, empty_buffers_make_no_call) {
   const std::vector<int64_t> zeros(size_t(comm.world_size()), 0);
   comm.all_reduce_sum(std::span<float>());
   comm.all_reduce_sum(std::span<double>());
-  comm.reduce_scatter_sum({}, {}, zeros);
-  comm.all_gather({}, {}, zeros);
+  comm.all_reduce_sum(std::span<HostBf16>());
+  comm.reduce_scatter_sum(std::span<const float>(), std::span<float>(), zeros);
+  comm.reduce_scatter_sum(std::span<const HostBf16>(), std::span<HostBf16>(), zeros);
+  comm.all_gather(std::span<const float>(), std::span<float>(), zeros);
+  comm.all_gather(std::span<const HostBf16>(), std::span<HostBf16>(), zeros);
   comm.broadcast(std::span<float>(), 0);
-  comm.all_to_all({}, zeros, {}, zeros);
+  comm.broadcast(std::span<HostBf16>(), 0);
+  comm.all_to_all(std::span<const float>(), zeros, std::span<float>(), zeros);
+  comm.all_to_all(std::span<const HostBf16>(), zeros, std::span<HostBf16>(), zeros);
   CUDA_CHECK(cudaDeviceSynchronize());
   EXPECT_EQ(comm.bytes_sent(), before);
   EXPECT_EQ(host_calls(), std::vector<std::string>{});
@@ -335,6 +358,104 @@ TEST_F(GpuComm, bytes_sent_counts_as_the_host_comm_does) {
             sent(host(), [&](Comm& c) { c.all_reduce_sum(host_total); }));
   std::string text = "same on every rank", copy = text;
   EXPECT_EQ(sent(comm, [&](Comm& c) { c.broadcast(text, 0); }), sent(host(), [&](Comm& c) { c.broadcast(copy, 0); }));
+}
+
+// bf16: values k 2^e with |k| <= 255 / ranks, e by index, whose sums are exact
+// in bf16 whatever order NCCL or MPI adds them in.
+std::vector<HostBf16> exact_bf16_input_of(int rank, int world, int64_t n, uint64_t salt) {
+  SplitMix64 rng{derive_seed({uint64_t(rank), salt})};
+  const int64_t bound = 255 / world;
+  std::vector<HostBf16> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i++)
+    v[size_t(i)] = round_to_bf16(std::ldexp(float(int64_t(rng.below(uint64_t(2 * bound + 1))) - bound), int(i % 11) - 5));
+  return v;
+}
+
+std::vector<uint16_t> bits_of(const std::vector<HostBf16>& values) {
+  std::vector<uint16_t> bits;
+  for (HostBf16 x : values) bits.push_back(x.bits);
+  return bits;
+}
+
+TEST_F(GpuComm, bf16_collectives_on_gpu_buffers_equal_the_host_comms) {
+  LLMDION_REQUIRE_GPU();
+  Comm& comm = gpu_comm();
+  const int me = comm.rank(), world = comm.world_size();
+  const std::vector<int64_t> counts = uneven_counts(world);
+  const int64_t total = total_of(counts), my_count = counts[size_t(me)];
+  // What `call` adds to c's bytes_sent().
+  auto sent = [](Comm& c, const std::function<void()>& call) {
+    const int64_t before = c.bytes_sent();
+    call();
+    return c.bytes_sent() - before;
+  };
+
+  std::vector<HostBf16> want = exact_bf16_input_of(me, world, 1001, 21);
+  DeviceArray<HostBf16> data(want);
+  const int64_t reduced = sent(comm, [&] { comm.all_reduce_sum(span_of(data)); });
+  EXPECT_EQ(reduced, sent(host(), [&] { host().all_reduce_sum(want); }));
+  EXPECT_EQ(bits_of(data.download()), bits_of(want)) << "all_reduce_sum";
+
+  const std::vector<HostBf16> blocks = exact_bf16_input_of(me, world, total, 22);
+  std::vector<HostBf16> want_mine(static_cast<size_t>(my_count));
+  DeviceArray<HostBf16> device_blocks(blocks), mine(want_mine.size());
+  mine.poison();
+  EXPECT_EQ(sent(comm, [&] { comm.reduce_scatter_sum(span_of(device_blocks), span_of(mine), counts); }),
+            sent(host(), [&] { host().reduce_scatter_sum(blocks, want_mine, counts); }));
+  EXPECT_EQ(bits_of(mine.download()), bits_of(want_mine)) << "reduce_scatter_sum";
+
+  std::vector<HostBf16> want_all(static_cast<size_t>(total));
+  DeviceArray<HostBf16> all(want_all.size());
+  all.poison();
+  EXPECT_EQ(sent(comm, [&] { comm.all_gather(span_of(mine), span_of(all), counts); }),
+            sent(host(), [&] { host().all_gather(want_mine, want_all, counts); }));
+  EXPECT_EQ(bits_of(all.download()), bits_of(want_all)) << "all_gather";
+
+  std::vector<HostBf16> want_broadcast = exact_bf16_input_of(me, world, 777, 23);
+  DeviceArray<HostBf16> broadcast(want_broadcast);
+  comm.broadcast(span_of(broadcast), world - 1);
+  host().broadcast(want_broadcast, world - 1);
+  EXPECT_EQ(bits_of(broadcast.download()), bits_of(want_broadcast)) << "broadcast";
+
+  const auto [send_counts, recv_counts] = exchange_of(me, world);
+  const std::vector<HostBf16> outgoing = exact_bf16_input_of(me, world, total_of(send_counts), 24);
+  std::vector<HostBf16> want_incoming(static_cast<size_t>(total_of(recv_counts)));
+  DeviceArray<HostBf16> device_outgoing(outgoing), incoming(want_incoming.size());
+  incoming.poison();
+  EXPECT_EQ(sent(comm, [&] { comm.all_to_all(span_of(device_outgoing), send_counts, span_of(incoming), recv_counts); }),
+            sent(host(), [&] { host().all_to_all(outgoing, send_counts, want_incoming, recv_counts); }));
+  EXPECT_EQ(bits_of(incoming.download()), bits_of(want_incoming)) << "all_to_all";
+  EXPECT_EQ(host_calls(), std::vector<std::string>{}) << "a GPU bf16 collective went to the host Comm";
+}
+
+TEST_F(GpuComm, bf16_host_buffers_go_to_the_host_comm) {
+  LLMDION_REQUIRE_GPU();
+  Comm& comm = gpu_comm();
+  const int me = comm.rank(), world = comm.world_size();
+  std::vector<HostBf16> sums = exact_bf16_input_of(me, world, 101, 25), want_sums = sums;
+  comm.all_reduce_sum(sums);
+  host().all_reduce_sum(want_sums);
+  EXPECT_EQ(bits_of(sums), bits_of(want_sums));
+  const std::vector<int64_t> counts = uneven_counts(world);
+  const std::vector<HostBf16> blocks = exact_bf16_input_of(me, world, total_of(counts), 26);
+  std::vector<HostBf16> mine(static_cast<size_t>(counts[size_t(me)])), want_mine = mine;
+  comm.reduce_scatter_sum(blocks, mine, counts);
+  host().reduce_scatter_sum(blocks, want_mine, counts);
+  EXPECT_EQ(bits_of(mine), bits_of(want_mine));
+  std::vector<HostBf16> all(static_cast<size_t>(total_of(counts))), want_all = all;
+  comm.all_gather(mine, all, counts);
+  host().all_gather(mine, want_all, counts);
+  EXPECT_EQ(bits_of(all), bits_of(want_all));
+  comm.broadcast(all, 0);
+  const auto [send_counts, recv_counts] = exchange_of(me, world);
+  const std::vector<HostBf16> outgoing = exact_bf16_input_of(me, world, total_of(send_counts), 27);
+  std::vector<HostBf16> incoming(static_cast<size_t>(total_of(recv_counts))), want_incoming = incoming;
+  comm.all_to_all(outgoing, send_counts, incoming, recv_counts);
+  host().all_to_all(outgoing, send_counts, want_incoming, recv_counts);
+  EXPECT_EQ(bits_of(incoming), bits_of(want_incoming));
+  const std::vector<std::string> expected = {"all_reduce_sum", "reduce_scatter_sum", "all_gather", "broadcast",
+                                             "all_to_all"};
+  EXPECT_EQ(host_calls(), expected);
 }
 
 TEST_F(GpuComm, abort_ends_the_process_with_its_code) {
