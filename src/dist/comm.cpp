@@ -93,7 +93,7 @@ std::unique_ptr<Comm> make_comm(int* argc, char*** argv) {
   return std::make_unique<SerialComm>();
 }
 
-void check_same_on_all_ranks(Comm& comm, const std::string& text, const std::string& what) {
+void check_same_on_all_ranks(Comm& comm, const std::string& text, const std::string& what, const std::string& remedy) {
   if (comm.world_size() == 1) return;
   std::string root_text = text;
   comm.broadcast(root_text, 0);
@@ -104,8 +104,7 @@ void check_same_on_all_ranks(Comm& comm, const std::string& text, const std::str
   for (int r = 0; r < comm.world_size(); r++)
     if (differs[size_t(r)] != 0.0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
   if (!ranks.empty())
-    throw std::runtime_error("the " + what + " of rank(s) " + ranks + " differs from rank 0's: every rank must run " +
-                             "the same config and data (same file, same --set overrides)");
+    throw std::runtime_error("the " + what + " of rank(s) " + ranks + " differs from rank 0's: " + remedy);
 }
 
 }  // namespace llmdion

@@ -84,7 +84,8 @@ class Comm {
 std::unique_ptr<Comm> make_comm(int* argc, char*** argv);
 
 // Throws std::runtime_error on every rank, naming the ranks, unless `text`
-// (a resolved config, say) is the same on all ranks. `what` names it.
-void check_same_on_all_ranks(Comm& comm, const std::string& text, const std::string& what);
+// (a resolved config, say) is the same on all ranks. `what` names it; `remedy`
+// ends the message, saying what to do.
+void check_same_on_all_ranks(Comm& comm, const std::string& text, const std::string& what, const std::string& remedy);
 
 }  // namespace llmdion

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdio>
 #include <filesystem>
+#include <span>
 #include <stdexcept>
 
 #include "core/atomic_file.h"
@@ -39,6 +42,15 @@ std::vector<fs::path> complete_checkpoints(const std::string& out_dir) {
   return found;
 }
 
+// FNV-1a of the weights' bytes, in hex: equal weights, equal fingerprints.
+std::string fingerprint(std::span<const float> params) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (std::byte b : std::as_bytes(params)) hash = (hash ^ std::to_integer<uint64_t>(b)) * 0x100000001b3ull;
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(hash));
+  return hex;
+}
+
 std::string optimizer_file(const Comm& comm) {
   return comm.world_size() == 1 ? "optimizer.safetensors"
                                 : "optimizer.rank" + std::to_string(comm.rank()) + ".safetensors";
@@ -54,6 +66,10 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
   const GptLayout& layout = model.layout();
   std::vector<float> params(layout.num_params);
   model.copy_params_to_host(params);
+  // Every rank holds the whole weights, and they must be the same bits
+  // everywhere: each rank applies the same updates (sharded_optimizer.h).
+  check_same_on_all_ranks(comm, fingerprint(params), "weights at step " + std::to_string(state.step),
+                          "the ranks' copies of the weights diverged, so no checkpoint is written");
   for (float p : params)
     if (!std::isfinite(p)) throw std::runtime_error("refusing to checkpoint step " + std::to_string(state.step) +
                                                     ": the weights hold NaN or Inf");

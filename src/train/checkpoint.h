@@ -36,6 +36,7 @@ struct TrainState {
 // Called by every rank: each writes its shard of the optimizer state
 // (optimizer.safetensors alone, optimizer.rank<r>.safetensors among several),
 // rank 0 the weights, state.yaml and, last, COMPLETE. Returns its folder.
+// Throws on every rank, writing nothing, when the ranks' weights differ in any bit.
 std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer& optimizer, const TrainState& state,
                             const Config& config, Comm& comm);
 

@@ -150,7 +150,8 @@ int run_training(const Config& given, Comm& host_comm) {
   const Device device = resolve_device(given.run.device);
   config.run.device = device_name(device);
   // Every rank the same resolved config (device included) before any rank joins NCCL.
-  check_same_on_all_ranks(host_comm, config_to_yaml(config), "resolved config");
+  check_same_on_all_ranks(host_comm, config_to_yaml(config), "resolved config",
+                          "every rank must run the same config and data (same file, same --set overrides)");
   // Several GPU ranks: one GPU each, and NCCL for what lives on them (gpu_comm.h).
   std::unique_ptr<Comm> gpu_comm;
   if (device == Device::kCuda && host_comm.world_size() > 1) {

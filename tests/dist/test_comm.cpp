@@ -267,13 +267,15 @@ TEST(CommBf16, bytes_sent_counts_two_bytes_a_value) {
 }
 
 TEST(Comm, a_differing_config_is_refused_on_every_rank) {
-  EXPECT_NO_THROW(check_same_on_all_ranks(*comm, "same text", "config"));
+  EXPECT_NO_THROW(check_same_on_all_ranks(*comm, "same text", "config", "run the same config"));
   if (comm->world_size() == 1) return;
   try {
-    check_same_on_all_ranks(*comm, comm->rank() == 1 ? "rank 1's own" : "shared", "resolved config");
+    check_same_on_all_ranks(*comm, comm->rank() == 1 ? "rank 1's own" : "shared", "resolved config",
+                            "run the same config");
     ADD_FAILURE() << "no error on rank " << comm->rank();
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("resolved config of rank(s) 1 differs from rank 0's"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("resolved config of rank(s) 1 differs from rank 0's: run the same config"),
+              std::string::npos)
         << e.what();
   }
 }
