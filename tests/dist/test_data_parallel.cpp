@@ -13,9 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "core/rng.h"
-#include "data/shard.h"
-#include "test_util.h"
+#include "train/train_util.h"
 
 namespace llmdion {
 namespace {
@@ -23,6 +21,11 @@ namespace {
 // One OpenMP thread per rank: the ranks share the machine's cores.
 const std::string kMpirun =
     "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -x OMP_NUM_THREADS=1";
+
+// tiny_config with a global batch that 1, 2 and 4 ranks can share.
+const std::string kBatchOptions =
+    "--set train.micro_batch=2 --set train.batch_tokens=512 --set train.steps=20 --set train.eval_every=5 "
+    "--set train.ckpt_keep=0 --set schedule.warmup_steps=3 --set optim.lr=0.02";
 
 // The process ids of train_gpt ranks whose command line mentions `marker`.
 std::vector<std::string> rank_pids(const std::string& marker) {
@@ -40,45 +43,31 @@ std::vector<std::string> rank_pids(const std::string& marker) {
 
 class DataParallel : public ::testing::Test {
  protected:
-  void SetUp() override {
-    SplitMix64 rng{5};
-    for (int shard = 0; shard < 3; shard++) {
-      std::vector<uint32_t> tokens;
-      while (tokens.size() < 20000) {
-        const uint32_t word = uint32_t(rng.below(60));
-        for (uint32_t k = 0; k < 4; k++) tokens.push_back((word * 7 + k * 13) % 250);
-      }
-      write_shard(dir_ / (shard == 0 ? "d_val_000000.bin" : "d_train_00000" + std::to_string(shard) + ".bin"), tokens, 2);
-    }
-    test::write_text(dir_ / "run.yaml",
-                     "model:\n  n_layer: 2\n  n_head: 2\n  d_model: 32\n  seq_len: 32\n  vocab_size: 256\n"
-                     "data:\n  train: " + (dir_ / "d_train_*.bin") + "\n  val: " + (dir_ / "d_val_*.bin") +
-                     "\n  order: shuffled\ntrain:\n  micro_batch: 2\n  batch_tokens: 512\n  steps: 20\n"
-                     "  eval_every: 5\n  eval_tokens: 1024\n  ckpt_every: 10\n  ckpt_keep: 0\n"
-                     "schedule:\n  warmup_steps: 3\noptim:\n  lr: 0.02\nscalar_opt:\n  lr: 0.003\n");
-  }
+  void SetUp() override { write_synthetic_shards(dir_); }
 
-  // Runs train_gpt on `ranks` ranks (0: without mpirun); returns its exit code.
+  // Runs train_gpt on `ranks` ranks (0: without mpirun) into run `out`; returns its exit code.
   int train(int ranks, const std::string& out, const std::string& extra, std::string* output = nullptr) {
-    const std::string program = test::kBuildDir + "/train_gpt --config " + (dir_ / "run.yaml") +
-                                " --set run.out_dir=" + (dir_ / out) + " " + extra;
-    return test::run_command(ranks == 0 ? program : kMpirun + " -np " + std::to_string(ranks) + " " + program, output);
+    return llmdion::train(tiny_config(dir_, out), kBatchOptions + " " + extra, output,
+                          ranks == 0 ? "" : kMpirun + " -np " + std::to_string(ranks) + " ");
   }
 
-  // (train_loss, val_loss) of every row of a run's loss.csv.
+  // (train_loss, val_loss) of every step of a run's loss.csv.
   std::vector<std::pair<double, double>> losses(const std::string& out) {
+    std::vector<std::string> rows = deterministic_rows(dir_ / (out + "/loss.csv"));
+    std::vector<std::pair<double, double>> steps;
+    for (size_t i = 1; i < rows.size(); i++)
+      steps.push_back({column(rows[i], 3), field(rows[i], 4).empty() ? NAN : column(rows[i], 4)});
+    return steps;
+  }
+
+  // What rank 0 sent in each step of a run (loss.csv's comm_bytes).
+  std::vector<int64_t> comm_bytes(const std::string& out) {
     std::istringstream in(test::read_text(dir_ / (out + "/loss.csv")));
     std::string line;
     std::getline(in, line);
-    std::vector<std::pair<double, double>> rows;
-    while (std::getline(in, line)) {
-      std::vector<std::string> f;
-      std::stringstream ss(line);
-      std::string x;
-      while (std::getline(ss, x, ',')) f.push_back(x);
-      rows.push_back({std::stod(f[3]), f[4].empty() ? NAN : std::stod(f[4])});
-    }
-    return rows;
+    std::vector<int64_t> bytes;
+    while (std::getline(in, line)) bytes.push_back(int64_t(column(line, 9)));
+    return bytes;
   }
 
   void expect_same_losses(const std::string& a, const std::string& b, double tolerance) {
@@ -142,12 +131,7 @@ TEST_F(DataParallel, dion2_sends_only_its_selected_slices_of_the_weights) {
   // Rank 0 owns about half of the matrices; Dion2 at alpha 1/4 sends a quarter
   // of each (plus the indices) where Muon sends all of it.
   std::string out;
-  auto last_comm_bytes = [&](const std::string& name) {
-    std::istringstream in(test::read_text(dir_ / (name + "/loss.csv")));
-    std::string line, last;
-    while (std::getline(in, line)) last = line;
-    return std::stod(last.substr(last.rfind(',') + 1));
-  };
+  auto last_comm_bytes = [&](const std::string& name) { return double(comm_bytes(name).back()); };
   const std::string options = " --set train.steps=2 --set train.eval_every=0 --set optim.alpha=0.25";
   ASSERT_EQ(train(2, "muon_bytes", "--set optim.matrix=muon" + options, &out), 0) << out;
   ASSERT_EQ(train(2, "dion2_bytes", "--set optim.matrix=dion2" + options, &out), 0) << out;
@@ -170,22 +154,16 @@ TEST_F(DataParallel, compressed_dion2_sync_matches_full_sync_with_less_traffic) 
     ASSERT_EQ(train(ranks, selected, options + " --set optim.sync=selected", &out), 0) << out;
     expect_same_losses(full, selected, 1e-5);
   }
-  auto comm_bytes = [&](const std::string& name) {
-    std::istringstream in(test::read_text(dir_ / (name + "/loss.csv")));
-    std::string line, last;
-    while (std::getline(in, line)) last = line;
-    return std::stod(last.substr(last.rfind(',') + 1));
-  };
-  std::printf("rank 0 of 2 sent %.0f bytes a step with full sync, %.0f with selected sync\n", comm_bytes("full_2"),
-              comm_bytes("selected_2"));
-  EXPECT_LT(comm_bytes("selected_2"), comm_bytes("full_2"));
+  const int64_t full = comm_bytes("full_2").back(), selected = comm_bytes("selected_2").back();
+  std::printf("rank 0 of 2 sent %lld bytes a step with full sync, %lld with selected sync\n",
+              static_cast<long long>(full), static_cast<long long>(selected));
+  EXPECT_LT(selected, full);
   EXPECT_NE(train(2, "bad", "--set optim.matrix=dion2 --set optim.sync=selected", &out), 0);
   EXPECT_NE(out.find("optim.sync: selected needs"), std::string::npos) << out;
 }
 
 TEST_F(DataParallel, ranks_with_different_configs_are_refused) {
-  const std::string program = test::kBuildDir + "/train_gpt --config " + (dir_ / "run.yaml") + " --set run.out_dir=" +
-                              (dir_ / "mismatch");
+  const std::string program = kBuildDir + "/train_gpt --config " + tiny_config(dir_, "mismatch") + " " + kBatchOptions;
   std::string out;
   EXPECT_NE(test::run_command(kMpirun + " -np 1 " + program + " : -np 1 " + program + " --set optim.lr=0.01", &out), 0);
   EXPECT_NE(out.find("resolved config of rank(s) 1 differs from rank 0's"), std::string::npos) << out;
@@ -193,9 +171,9 @@ TEST_F(DataParallel, ranks_with_different_configs_are_refused) {
 
 TEST_F(DataParallel, a_killed_rank_stops_the_others_and_the_run_resumes_from_its_last_checkpoint) {
   const std::string extra = "--set train.steps=200 --set train.ckpt_every=5";
-  const std::string command = kMpirun + " -np 2 " + test::kBuildDir + "/train_gpt --config " + (dir_ / "run.yaml") +
-                              " --set run.out_dir=" + (dir_ / "killed") + " " + extra + " > " + (dir_ / "mpirun.log") +
-                              " 2>&1; echo $? > " + (dir_ / "exit_code");
+  const std::string command = kMpirun + " -np 2 " + kBuildDir + "/train_gpt --config " + tiny_config(dir_, "killed") +
+                              " " + kBatchOptions + " " + extra + " > " + (dir_ / "mpirun.log") + " 2>&1; echo $? > " +
+                              (dir_ / "exit_code");
   std::thread launcher([&] { test::run_command(command); });
   // Once a checkpoint exists, SIGKILL one of the two ranks.
   for (int i = 0; i < 3000 && !std::filesystem::exists(dir_ / "killed/checkpoints/step_00000010/COMPLETE"); i++)

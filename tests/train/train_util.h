@@ -41,8 +41,10 @@ inline std::string tiny_config(const test::ScratchDir& dir, const std::string& o
   return dir / (out + ".yaml");
 }
 
-inline int train(const std::string& config, const std::string& extra, std::string* output = nullptr) {
-  return test::run_command(kBuildDir + "/train_gpt --config " + config + " " + extra, output);
+// Runs train_gpt on `config`; `launcher` (mpirun and its options) starts it, where given.
+inline int train(const std::string& config, const std::string& extra, std::string* output = nullptr,
+                 const std::string& launcher = "") {
+  return test::run_command(launcher + kBuildDir + "/train_gpt --config " + config + " " + extra, output);
 }
 
 // loss.csv without the timing columns (step_ms, opt_ms, tokens_per_s, comm_bytes), which no two runs share.
@@ -61,11 +63,14 @@ inline std::vector<std::string> deterministic_rows(const std::string& path) {
   return rows;
 }
 
-inline double column(const std::string& row, int index) {
+// Field `index` of a CSV row, as text (empty where the row leaves it empty).
+inline std::string field(const std::string& row, int index) {
   std::stringstream ss(row);
   std::string f;
   for (int i = 0; i <= index; i++) std::getline(ss, f, ',');
-  return std::stod(f);
+  return f;
 }
+
+inline double column(const std::string& row, int index) { return std::stod(field(row, index)); }
 
 }  // namespace llmdion
