@@ -81,6 +81,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"scalar_opt.beta2", &c.scalar_opt.beta2, 0, 1},
       {"scalar_opt.eps", &c.scalar_opt.eps, 0, 1},
       {"scalar_opt.weight_decay", &c.scalar_opt.weight_decay, 0, 1e3},
+      {"dist.grad_dtype", &c.dist.grad_dtype, 0, 0, {"fp32", "bf16"}},
   };
 }
 

@@ -118,6 +118,14 @@ struct ScalarOptConfig {
   double weight_decay = 0.0;
 };
 
+// Training over several ranks (mpirun). grad_dtype: what the gradients travel
+// in when they are reduce-scattered: fp32, or bf16 (half the bytes; each rank's
+// fp32 gradients are rounded to bf16 and summed in bf16, rounding at every
+// addition, then widened back to fp32 for the optimizer; weights stay fp32).
+struct DistConfig {
+  std::string grad_dtype = "fp32";   // fp32 | bf16
+};
+
 struct Config {
   RunConfig run;
   ModelConfig model;
@@ -126,6 +134,7 @@ struct Config {
   ScheduleConfig schedule;
   OptimConfig optim;
   ScalarOptConfig scalar_opt;
+  DistConfig dist;
 };
 
 // A config key: its dotted name, where its value lives, and what it may hold.

@@ -10,7 +10,8 @@
 // The weight traffic of a Dion2 matrix is alpha of Muon's.
 //
 // Gradients travel the other way by reduce-scatter over a buffer laid out by
-// owner: each rank receives the sum of only the gradients it updates.
+// owner: each rank receives the sum of only the gradients it updates, in fp32
+// or (dist.grad_dtype: bf16) in bf16, half the bytes.
 #pragma once
 
 #include <functional>

@@ -13,6 +13,8 @@
 #include <span>
 #include <string>
 
+#include "core/bf16.h"
+
 namespace llmdion {
 
 // Which slices of a rows x cols matrix a selection names: whole rows or whole columns.
@@ -78,6 +80,14 @@ class MatrixOps {
   // are signed so that R = Q^T P has a non-negative diagonal: for P of full
   // rank, the Q that Cholesky-QR gives too.
   virtual void householder_qr(int64_t m, int64_t r, float* p) = 0;
+
+  // bf16 copies of fp32 values, for values that travel in bf16 (gradients over
+  // ranks, dist.grad_dtype): a zeroed buffer of n bf16 values, alive as long as
+  // these ops; to = each value rounded to the nearest bf16 (ties to even,
+  // core/bf16.h); to = each bf16 widened back to fp32 (exact).
+  virtual bf16* allocate_bf16(int64_t n) = 0;
+  virtual void copy_to_bf16(int64_t n, const float* from, bf16* to) = 0;
+  virtual void copy_from_bf16(int64_t n, const bf16* from, float* to) = 0;
 };
 
 // The ops of a backend: "cpu" or "cuda" (run.device; "auto" resolves as resolve_device does).

@@ -107,5 +107,14 @@ TEST(Config, matrix_optimizer_keys_are_checked) {
   EXPECT_EQ(c.optim.normalize, "neuron");
 }
 
+TEST(Config, gradient_dtype_is_fp32_or_bf16) {
+  EXPECT_EQ(Config{}.dist.grad_dtype, "fp32");
+  expect_config_error("dist:\n  grad_dtype: fp16\n", {}, {"'dist.grad_dtype'", "fp32 | bf16", "fp16"});
+  expect_config_error("", {"dist.grad_type=bf16"}, {"unknown config key 'dist.grad_type'", "dist.grad_dtype"});
+  test::ScratchDir dir;
+  test::write_text(dir / "run.yaml", "dist:\n  grad_dtype: bf16\n");
+  EXPECT_EQ(load_config(dir / "run.yaml").dist.grad_dtype, "bf16");
+}
+
 }  // namespace
 }  // namespace llmdion

@@ -239,8 +239,19 @@ class CpuMatrixOps final : public MatrixOps {
     transpose(r, m, a.data(), p);
   }
 
+  bf16* allocate_bf16(int64_t n) override { return bf16_buffers_.emplace_back(size_t(n), bf16{0}).data(); }
+  void copy_to_bf16(int64_t n, const float* from, bf16* to) override {
+    #pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) to[i] = llmdion::round_to_bf16(from[i]);
+  }
+  void copy_from_bf16(int64_t n, const bf16* from, float* to) override {
+    #pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) to[i] = to_float(from[i]);
+  }
+
  private:
   std::vector<std::vector<float>> buffers_;
+  std::vector<std::vector<bf16>> bf16_buffers_;  // allocate_bf16()'s
   std::vector<float> bf16_operands_;  // gemm_bf16's rounded copies of A and B
 };
 

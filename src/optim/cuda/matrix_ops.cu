@@ -412,6 +412,19 @@ class CudaMatrixOps final : public MatrixOps {
       throw std::runtime_error("Householder QR (cusolverDnSorgqr) failed with info " + std::to_string(host_status[1]));
   }
 
+  // allocate()'s zeroed device memory, n bf16 values in the bytes of (n + 1) / 2 floats;
+  // the conversions are the CUDA model's (model/cuda/precision.cu).
+  bf16* allocate_bf16(int64_t n) override {
+    static_assert(sizeof(bf16) == sizeof(cuda::bf16) && 2 * sizeof(bf16) == sizeof(float));
+    return reinterpret_cast<bf16*>(allocate((n + 1) / 2));
+  }
+  void copy_to_bf16(int64_t n, const float* from, bf16* to) override {
+    cuda::round_to_bf16_nearest(reinterpret_cast<cuda::bf16*>(to), from, n, kStream);
+  }
+  void copy_from_bf16(int64_t n, const bf16* from, float* to) override {
+    cuda::widen_to_float(to, reinterpret_cast<const cuda::bf16*>(from), n, kStream);
+  }
+
  private:
   // The selection in device memory, for the kernels queued after this call (the copy is
   // ordered on the stream after the kernels that read the previous selection).
