@@ -171,8 +171,11 @@ void bench_optimizers(int steps) {
   }
 }
 
-// Newton-Schulz on an s x l matrix: per step 4 s^2 l + 2 s^3 FLOPs; against a
-// bf16 GEMM of 8192^3 through cuBLAS, the same library the products use.
+// Newton-Schulz on an s x l matrix: per step 4 s^2 l + 2 s^3 FLOPs counted as
+// dense GEMMs (the two symmetric products do less work, so this is the speed in
+// GEMM-equivalent FLOP/s); against a bf16 GEMM of 8192^3 through cuBLAS, the
+// same library the products use. Then the Gram product X X^T alone, symmetric
+// (syrk_batched) against dense: where the symmetry pays.
 void bench_newton_schulz(int steps) {
   std::unique_ptr<MatrixOps> ops = make_matrix_ops("cuda");
   const int64_t g = 8192;
@@ -197,6 +200,15 @@ void bench_newton_schulz(int steps) {
     const double tflops = 5.0 * (4.0 * double(s) * s * l + 2.0 * double(s) * s * s) / ms * 1e-9;
     std::printf("| %lld x %lld | %.2f | %.0f | %.0f%% |\n", static_cast<long long>(s), static_cast<long long>(l), ms,
                 tflops, 100.0 * tflops / gemm_tflops);
+  }
+  std::printf("\n| Gram X X^T, bf16 operands | symmetric ms | dense ms | dense / symmetric |\n|---|---|---|---|\n");
+  for (const auto& [s, l] : {std::pair<int64_t, int64_t>{1024, 4096}, {4096, 4096}, {4096, 16384}}) {
+    float* x = ops->allocate(s * l);
+    float* gram = ops->allocate(s * s);
+    const double symmetric = median_ms(steps, [&] { ops->syrk_batched(s, l, 1.0f, x, 0, 0.0f, gram, 0, 1, true); });
+    const double dense = median_ms(steps, [&] { ops->gemm_bf16(false, true, s, s, l, 1.0f, x, x, 0.0f, gram); });
+    std::printf("| %lld x %lld | %.2f | %.2f | %.2f |\n", static_cast<long long>(s), static_cast<long long>(l),
+                symmetric, dense, dense / symmetric);
   }
   std::printf("\n");
 }

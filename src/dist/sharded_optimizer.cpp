@@ -104,8 +104,7 @@ class ShardedOptimizer final : public Optimizer {
     ops_->copy_to_host(in, indices_);
     selected_.assign(indices_.begin(), indices_.end());
     ops_->scale(p.length, keep, w);
-    ops_->scale_slices(p.dim, p.rows, p.cols, w, selected_, 0.0f);
-    ops_->add_to_slices(p.dim, p.rows, p.cols, w, selected_, 1.0f, in + p.slices);
+    ops_->set_slices(p.dim, p.rows, p.cols, w, selected_, 1.0f, in + p.slices);
   }
 
   Comm& comm_;

@@ -1,6 +1,8 @@
 #include "optim/dion2.h"
 
 #include <algorithm>
+#include <map>
+#include <utility>
 #include <sstream>
 
 #include "core/rng.h"
@@ -17,25 +19,38 @@ Dion2::Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, Matri
       seed_(seed),
       average_over_ranks_(std::move(average_over_ranks)),
       ortho_{config.ortho, config.ortho_steps, config.ortho_precision == "bf16"} {
-  int64_t max_numel = 0, max_short = 0, max_slices = 0;
+  int64_t max_numel = 0, max_short = 0, max_slices = 0, max_count = 0, max_group_numel = 0;
+  std::map<std::pair<int64_t, int64_t>, size_t> group_of_shape;
   for (size_t i = 0; i < matrices_.size(); i++) {
     const MatrixParam& p = matrices_[i];
     state_offset_.push_back(total_), total_ += p.numel();
     row_offset_.push_back(total_rows_), total_rows_ += p.rows;
     selections_.push_back({dion2_select_dim(config_.select_dim, p.rows, p.cols), {}});
-    const bool rows = selected_dim(i) == SliceDim::kRows;
-    const int64_t k = selected_count(config_.alpha, rows ? p.rows : p.cols);
-    const int64_t sub_rows = rows ? k : p.rows, sub_cols = rows ? p.cols : k;
+    const auto [it, added] = group_of_shape.try_emplace({p.rows, p.cols}, shape_groups_.size());
+    if (added) shape_groups_.emplace_back();
+    shape_groups_[it->second].push_back(i);
+    const auto [sub_rows, sub_cols] = submatrix_shape(i);
     max_numel = std::max(max_numel, sub_rows * sub_cols);
     max_short = std::max(max_short, std::min(sub_rows, sub_cols));
-    max_slices = std::max(max_slices, rows ? p.rows : p.cols);
+    max_slices = std::max(max_slices, selected_dim(i) == SliceDim::kRows ? p.rows : p.cols);
+  }
+  for (const std::vector<size_t>& group : shape_groups_) {
+    const auto [sub_rows, sub_cols] = submatrix_shape(group[0]);
+    max_count = std::max(max_count, int64_t(group.size()));
+    max_group_numel = std::max(max_group_numel, int64_t(group.size()) * sub_rows * sub_cols);
   }
   momentum_ = ops_.allocate(total_);
   if (config_.normalize == "neuron") second_moment_ = ops_.allocate(total_rows_);
-  submatrix_ = ops_.allocate(max_numel);
-  update_ = ops_.allocate(max_numel);
-  work_ = std::make_unique<OrthoWorkspace>(ops_, max_numel, max_short);
+  submatrices_ = ops_.allocate(max_group_numel);
+  updates_ = ops_.allocate(max_group_numel);
+  work_ = std::make_unique<OrthoWorkspace>(ops_, max_numel, max_short, max_count);
   slice_norms_.resize(size_t(max_slices));
+}
+
+std::pair<int64_t, int64_t> Dion2::submatrix_shape(size_t i) const {
+  const MatrixParam& p = matrices_[i];
+  if (selected_dim(i) == SliceDim::kRows) return {selected_count(config_.alpha, p.rows), p.cols};
+  return {p.rows, selected_count(config_.alpha, p.cols)};
 }
 
 SliceDim dion2_select_dim(const std::string& select_dim, int64_t rows, int64_t cols) {
@@ -50,46 +65,61 @@ const SliceSelection* Dion2::changed_slices(int64_t offset) const {
   return nullptr;
 }
 
+// Matrices of one shape go through line 4 as one batch: lines 2-3 and the
+// gather of M[K] for each, one orthonormalization for all, then line 6 for each.
 void Dion2::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) {
   const float lr = float(config_.lr * lr_scale), mu = float(config_.mu);
-  for (size_t i = 0; i < matrices_.size(); i++) {
-    const MatrixParam& p = matrices_[i];
-    const int64_t n = p.numel();
-    float* w = params.data() + p.offset;
-    const float* g = grads.data() + p.offset;
-    float* m = momentum_ + state_offset_[i];
-    const SliceDim dim = selected_dim(i);
-    const int64_t d = dim == SliceDim::kRows ? p.rows : p.cols;
-    const int64_t k = selected_count(config_.alpha, d);
-    std::vector<int64_t>& selected = selections_[i].indices;
-
-    ops_.axpby(n, 1.0f, g, 1.0f, m);  // M += G
-    if (config_.select == "l1") {     // K = Select_alpha(M)
-      ops_.slice_l1_norms(dim, p.rows, p.cols, m, {slice_norms_.data(), size_t(d)});
-      select_top_l1({slice_norms_.data(), size_t(d)}, k, selected);
-    } else {
-      // Seeded by the matrix's place in the parameter buffer: the same draw on every rank, whoever owns it.
-      select_random(d, k, derive_seed({seed_, 0xd1025e1ec7ull, uint64_t(p.offset), uint64_t(update_count)}), selected);
+  // The selective decay M[K] *= mu (eq. 2, error feedback); the ablation decays all of M instead.
+  const bool selective = config_.decay == "selective";
+  const float selected_decay = selective ? mu : 1.0f;
+  for (const std::vector<size_t>& group : shape_groups_) {
+    const int64_t rows = matrices_[group[0]].rows, cols = matrices_[group[0]].cols, n = rows * cols;
+    const SliceDim dim = selected_dim(group[0]);
+    const int64_t d = dim == SliceDim::kRows ? rows : cols, k = selected_count(config_.alpha, d);
+    const auto [sub_rows, sub_cols] = submatrix_shape(group[0]);
+    const int64_t sub_numel = sub_rows * sub_cols;
+    for (size_t j = 0; j < group.size(); j++) {
+      const MatrixParam& p = matrices_[group[j]];
+      const float* g = grads.data() + p.offset;
+      float* m = momentum_ + state_offset_[group[j]];
+      float* submatrix = submatrices_ + int64_t(j) * sub_numel;
+      std::vector<int64_t>& selected = selections_[group[j]].indices;
+      if (config_.select == "l1") {  // M += G; K = Select_alpha(M)
+        ops_.accumulate_slice_l1_norms(dim, rows, cols, g, m, {slice_norms_.data(), size_t(d)});
+        select_top_l1({slice_norms_.data(), size_t(d)}, k, selected);
+      } else {
+        ops_.axpby(n, 1.0f, g, 1.0f, m);
+        // Seeded by the matrix's place in the parameter buffer: the same draw on every rank, whoever owns it.
+        select_random(d, k, derive_seed({seed_, 0xd1025e1ec7ull, uint64_t(p.offset), uint64_t(update_count)}), selected);
+      }
+      if (average_over_ranks_) ops_.gather_slices(dim, rows, cols, m, selected, submatrix);
+      else ops_.gather_and_scale_slices(dim, rows, cols, m, selected, submatrix, selected_decay);  // M[K], decayed
     }
-    ops_.gather_slices(dim, p.rows, p.cols, m, selected, submatrix_);
-    const int64_t sub_rows = dim == SliceDim::kRows ? k : p.rows, sub_cols = dim == SliceDim::kRows ? p.cols : k;
-    if (average_over_ranks_) {  // compressed sync: M[K] = its mean over the ranks
-      average_over_ranks_({submatrix_, size_t(sub_rows * sub_cols)});
-      ops_.scale_slices(dim, p.rows, p.cols, m, selected, 0.0f);
-      ops_.add_to_slices(dim, p.rows, p.cols, m, selected, 1.0f, submatrix_);
+    if (average_over_ranks_) {  // compressed sync: M[K] = its mean over the ranks, then decayed
+      average_over_ranks_({submatrices_, group.size() * size_t(sub_numel)});
+      for (size_t j = 0; j < group.size(); j++)
+        ops_.set_slices(dim, rows, cols, momentum_ + state_offset_[group[j]], selections_[group[j]].indices,
+                        selected_decay, submatrices_ + int64_t(j) * sub_numel);
     }
-    orthonormalize(ops_, ortho_, sub_rows, sub_cols, submatrix_, update_, *work_);  // O = NS(M[K])
+    if (!selective)
+      for (size_t i : group) ops_.scale(n, mu, momentum_ + state_offset_[i]);
 
-    // The selective decay M[K] *= mu (eq. 2, error feedback); the ablation decays all of M.
-    if (config_.decay == "selective") ops_.scale_slices(dim, p.rows, p.cols, m, selected, mu);
-    else ops_.scale(n, mu, m);
+    orthonormalize_batch(ops_, ortho_, sub_rows, sub_cols, int64_t(group.size()), submatrices_, updates_,
+                         *work_);  // O = NS(M[K])
 
-    if (second_moment_)
-      normalize_neurons(ops_, sub_rows, sub_cols, update_,
-                        dim == SliceDim::kRows ? std::span<const int64_t>(selected) : std::span<const int64_t>(),
-                        second_moment_ + row_offset_[i], float(config_.beta2), float(config_.eps));
-    ops_.scale(n, weight_decay_factor(lr, config_.weight_decay), w);
-    ops_.add_to_slices(dim, p.rows, p.cols, w, selected, -lr * update_scale(config_.scale, p.rows, p.cols), update_);
+    for (size_t j = 0; j < group.size(); j++) {
+      const MatrixParam& p = matrices_[group[j]];
+      const std::vector<int64_t>& selected = selections_[group[j]].indices;
+      float* update = updates_ + int64_t(j) * sub_numel;
+      if (second_moment_)
+        normalize_neurons(ops_, sub_rows, sub_cols, update,
+                          dim == SliceDim::kRows ? std::span<const int64_t>(selected) : std::span<const int64_t>(),
+                          second_moment_ + row_offset_[group[j]], float(config_.beta2), float(config_.eps));
+      // W *= 1 - lr wd, then W[K] -= lr * scale * O, in one pass.
+      ops_.add_to_slices(dim, rows, cols, params.data() + p.offset, selected,
+                         weight_decay_factor(lr, config_.weight_decay), -lr * update_scale(config_.scale, rows, cols),
+                         update);
+    }
   }
 }
 

@@ -12,10 +12,12 @@
 // the ranks before line 4. The momenta of the ranks differ, but their average
 // is the fully synced momentum, so every rank computes the same update.
 // normalize: neuron applies NorMuon (normuon.h) to O before the update.
+// Matrices of one shape are orthonormalized as one batch.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -44,6 +46,9 @@ class Dion2 final : public Optimizer {
   const std::vector<int64_t>& last_selected(size_t i) const { return selections_[i].indices; }
 
  private:
+  // rows x cols of M[K] for matrix i.
+  std::pair<int64_t, int64_t> submatrix_shape(size_t i) const;
+
   OptimConfig config_;
   std::vector<MatrixParam> matrices_;
   MatrixOps& ops_;
@@ -54,7 +59,8 @@ class Dion2 final : public Optimizer {
   int64_t total_ = 0, total_rows_ = 0;
   float* momentum_;
   float* second_moment_ = nullptr;  // NorMuon only
-  float *submatrix_, *update_;
+  std::vector<std::vector<size_t>> shape_groups_;  // matrices of one shape, orthonormalized as one batch
+  float *submatrices_, *updates_;                  // a group's M[K], back to back, and their O
   std::unique_ptr<OrthoWorkspace> work_;
   std::vector<float> slice_norms_;
   std::vector<SliceSelection> selections_;  // per matrix: its dimension and the last step's selection

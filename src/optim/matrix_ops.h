@@ -44,6 +44,13 @@ class MatrixOps {
   virtual void gemm_batched(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
                             const float* a, int64_t stride_a, const float* b, int64_t stride_b, float beta, float* c,
                             int64_t stride_c, int64_t count, bool bf16_operands) = 0;
+  // `count` symmetric products C_i = alpha A_i A_i^T + beta C_i, A_i n x k, the
+  // i-th matrices `stride` floats after the (i-1)-th: half a GEMM's work where
+  // the backend can skip the upper triangle. C_i comes out exactly symmetric
+  // (its upper triangle a copy of the lower); with beta != 0 it must be
+  // symmetric on entry. bf16_operands as gemm_bf16.
+  virtual void syrk_batched(int64_t n, int64_t k, float alpha, const float* a, int64_t stride_a, float beta, float* c,
+                            int64_t stride_c, int64_t count, bool bf16_operands) = 0;
   // y = a x + b y (b = 0 overwrites y).
   virtual void axpby(int64_t n, float a, const float* x, float b, float* y) = 0;
   virtual void scale(int64_t n, float factor, float* x) = 0;
@@ -53,17 +60,23 @@ class MatrixOps {
   // sum_i x_i^2, accumulated in double in a fixed order.
   virtual double sum_squares(int64_t n, const float* x) = 0;
 
-  // The l1 norm of every row (kRows: rows values) or column (kCols: cols values).
-  virtual void slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* m, std::span<float> norms) = 0;
+  // Dion2's slice operations, each one pass over the memory it touches.
+  // m += g, then norms = the l1 norm of every row (kRows: rows values) or column
+  // (kCols: cols values) of m.
+  virtual void accumulate_slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* g, float* m,
+                                         std::span<float> norms) = 0;
   // out = m[K] (kRows: k x cols; kCols: rows x k), slices in the order of `selected`.
   virtual void gather_slices(SliceDim dim, int64_t rows, int64_t cols, const float* m,
                              std::span<const int64_t> selected, float* out) = 0;
-  // m[K] *= factor.
-  virtual void scale_slices(SliceDim dim, int64_t rows, int64_t cols, float* m, std::span<const int64_t> selected,
-                            float factor) = 0;
-  // w[K] += alpha * update, update shaped as gather_slices' output.
+  // out = m[K], then m[K] *= factor.
+  virtual void gather_and_scale_slices(SliceDim dim, int64_t rows, int64_t cols, float* m,
+                                       std::span<const int64_t> selected, float* out, float factor) = 0;
+  // w[K] = alpha * update, update shaped as gather_slices' output.
+  virtual void set_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected,
+                          float alpha, const float* update) = 0;
+  // w *= keep (every entry), then w[K] += alpha * update.
   virtual void add_to_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected,
-                             float alpha, const float* update) = 0;
+                             float keep, float alpha, const float* update) = 0;
 
   // NorMuon's per-row normalization of an update u (rows x cols) whose row i
   // belongs to neuron row_of[i] (row_of empty: row i is neuron i):

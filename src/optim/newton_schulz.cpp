@@ -59,12 +59,11 @@ void orthonormalize_batch(MatrixOps& ops, const Orthonormalizer& ortho, int64_t 
   float* x_next = work.x_next;
   const bool bf16 = ortho.bf16_products;
   for (const auto& [a, b, c] : ortho_coefficients(ortho)) {
-    ops.gemm_batched(false, true, s, s, l, 1.0f, x, n, x, n, 0.0f, work.gram, gram, count, bf16);  // A = X X^T
-    ops.axpby(count * gram, b, work.gram, 0.0f, work.poly);                                       // B = b A
-    ops.gemm_batched(false, false, s, s, s, c, work.gram, gram, work.gram, gram, 1.0f, work.poly, gram, count,
-                     bf16);                                                                        // B += c A A
-    ops.axpby(count * n, a, x, 0.0f, x_next);                                                      // X' = a X
-    ops.gemm_batched(false, false, s, l, s, 1.0f, work.poly, gram, x, n, 1.0f, x_next, n, count, bf16);  // X' += B X
+    ops.syrk_batched(s, l, 1.0f, x, n, 0.0f, work.gram, gram, count, bf16);         // A = X X^T
+    ops.axpby(count * gram, b, work.gram, 0.0f, work.poly);                          // B = b A
+    ops.syrk_batched(s, s, c, work.gram, gram, 1.0f, work.poly, gram, count, bf16);  // B += c A A^T (= c A^2)
+    ops.axpby(count * n, a, x, 0.0f, x_next);                                        // X' = a X
+    ops.gemm_batched(false, false, s, l, s, 1.0f, work.poly, gram, x, n, 1.0f, x_next, n, count, bf16);  // += B X
     std::swap(x, x_next);
   }
   if (tall)

@@ -11,6 +11,8 @@
 // per-step coefficients optimal in the worst case, divided by a 1.01 safety
 // factor, with X_0 = X / (1.01 ||X||_F + eps). The iteration runs on the smaller
 // Gram side: a tall X (rows > cols) is transposed first and back at the end.
+// A and A^2 = A A^T are symmetric: both come from MatrixOps::syrk_batched,
+// which skips the upper triangle where the backend can.
 #pragma once
 
 #include <array>

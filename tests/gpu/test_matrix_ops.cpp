@@ -1,7 +1,7 @@
 // optim/cuda/matrix_ops.cu against the CPU matrix ops (themselves checked
 // against float64 loops in tests/optim/test_matrix_ops.cpp): every op on odd
 // shapes, outputs poisoned first, selections of several sizes in random order;
-// data movement bit for bit, arithmetic to fp32 tolerance; both QRs
+// data movement and element-wise updates bit for bit, sums to fp32 tolerance; both QRs
 // orthonormal, spanning P and equal to the CPU's Q. Then Muon, Dion2 and Dion
 // built for run.device cuda and cpu, five steps each: weights, the update
 // alone and every state at fp32 tolerance, Dion2's selections identical.
@@ -189,24 +189,64 @@ TEST(CudaMatrixOps, sum_squares_matches_the_cpu_in_fp64) {
   }
 }
 
-TEST(CudaMatrixOps, slice_l1_norms_match_the_cpu_for_rows_and_columns) {
+// Symmetric products on both GPU paths: below two tiles of 256 rows the plain
+// batched GEMM, above it the lower block triangle in 2 or 4 tiles; fp32 and
+// bf16 operands, beta 0 over poison and beta 1 over a symmetric C, strides wider
+// than the matrices. The result must be exactly symmetric, as on the CPU.
+TEST(CudaMatrixOps, syrk_batched_matches_the_cpu_and_is_exactly_symmetric) {
+  LLMDION_REQUIRE_GPU();
+  BothOps ops;
+  uint64_t seed = 1300;
+  for (int64_t n : {int64_t(1), int64_t(37), int64_t(512), int64_t(1024), int64_t(1030)})
+    for (int64_t k : {int64_t(3), int64_t(300)})
+      for (bool bf16 : {false, true})
+        for (float beta : {0.0f, 1.0f}) {
+          const int64_t count = 2, stride_a = n * k + 5, stride_c = n * n + 3;
+          const std::vector<float> a = normal_values(count * stride_a, seed++, 1.0f);
+          std::vector<float> cpu_c = normal_values(count * stride_c, seed++, 1.0f);
+          for (int64_t i = 0; i < count; i++)
+            for (int64_t r = 0; r < n; r++)
+              for (int64_t col = 0; col < r; col++) cpu_c[i * stride_c + r * n + col] = cpu_c[i * stride_c + col * n + r];
+          DeviceArray<float> gpu_a(a), gpu_c(cpu_c);
+          if (beta == 0.0f) gpu_c.poison();
+          ops.cpu->syrk_batched(n, k, 0.75f, a.data(), stride_a, beta, cpu_c.data(), stride_c, count, bf16);
+          ops.gpu->syrk_batched(n, k, 0.75f, gpu_a.ptr, stride_a, beta, gpu_c.ptr, stride_c, count, bf16);
+          const std::vector<float> got = gpu_c.download();
+          const std::string what = "n " + std::to_string(n) + ", k " + std::to_string(k) + ", bf16 " +
+                                   std::to_string(bf16) + ", beta " + std::to_string(beta);
+          for (int64_t i = 0; i < count; i++) {
+            const auto matrix = [&](const std::vector<float>& c) {
+              return std::vector<float>(c.begin() + i * stride_c, c.begin() + i * stride_c + n * n);
+            };
+            const std::vector<float> mine = matrix(got);
+            EXPECT_LT(relative_error(mine, matrix(cpu_c)), kFp32Tolerance) << what;
+            for (int64_t r = 0; r < n; r++)
+              for (int64_t col = 0; col < r; col++) ASSERT_EQ(mine[r * n + col], mine[col * n + r]) << what;
+          }
+        }
+}
+
+TEST(CudaMatrixOps, accumulated_slice_l1_norms_match_the_cpu_for_rows_and_columns) {
   LLMDION_REQUIRE_GPU();
   BothOps ops;
   uint64_t seed = 300;
   for (const auto& [rows, cols] : kShapes)
     for (SliceDim dim : {SliceDim::kRows, SliceDim::kCols}) {
-      const std::vector<float> m = normal_values(rows * cols, seed++, 1.0f);
-      const DeviceArray<float> gpu_m(m);
+      std::vector<float> m = normal_values(rows * cols, seed++, 1.0f);
+      const std::vector<float> g = normal_values(rows * cols, seed++, 1.0f);
+      DeviceArray<float> gpu_m(m);
+      const DeviceArray<float> gpu_g(g);
       const size_t count = static_cast<size_t>(dim == SliceDim::kRows ? rows : cols);
       std::vector<float> cpu_norms(count, std::nanf("")), gpu_norms(count, std::nanf(""));
-      ops.cpu->slice_l1_norms(dim, rows, cols, m.data(), cpu_norms);
-      ops.gpu->slice_l1_norms(dim, rows, cols, gpu_m.ptr, gpu_norms);
-      EXPECT_LT(relative_error(gpu_norms, cpu_norms), kFp32Tolerance)
-          << shape_name(rows, cols) << (dim == SliceDim::kRows ? " rows" : " columns");
+      ops.cpu->accumulate_slice_l1_norms(dim, rows, cols, g.data(), m.data(), cpu_norms);
+      ops.gpu->accumulate_slice_l1_norms(dim, rows, cols, gpu_g.ptr, gpu_m.ptr, gpu_norms);
+      const std::string what = shape_name(rows, cols) + (dim == SliceDim::kRows ? " rows" : " columns");
+      expect_bitwise_equal(gpu_m.download(), m, "M += G " + what);
+      EXPECT_LT(relative_error(gpu_norms, cpu_norms), kFp32Tolerance) << what;
     }
 }
 
-TEST(CudaMatrixOps, gather_scale_and_add_address_the_selected_slices) {
+TEST(CudaMatrixOps, dion2_slice_ops_match_the_cpu_bit_for_bit) {
   LLMDION_REQUIRE_GPU();
   BothOps ops;  // one set of ops throughout: its index buffer grows and is reused
   uint64_t seed = 400;
@@ -227,19 +267,27 @@ TEST(CudaMatrixOps, gather_scale_and_add_address_the_selected_slices) {
         ops.gpu->gather_slices(dim, rows, cols, gpu_m.ptr, selected, gpu_out.ptr);
         expect_bitwise_equal(gpu_out.download(), cpu_out, "gather_slices " + what);
 
-        std::vector<float> cpu_scaled = m;
-        DeviceArray<float> gpu_scaled(m);
-        ops.cpu->scale_slices(dim, rows, cols, cpu_scaled.data(), selected, 0.37f);
-        ops.gpu->scale_slices(dim, rows, cols, gpu_scaled.ptr, selected, 0.37f);
-        expect_bitwise_equal(gpu_scaled.download(), cpu_scaled, "scale_slices " + what);
+        std::vector<float> cpu_scaled = m, cpu_taken(cpu_out.size());
+        DeviceArray<float> gpu_scaled(m), gpu_taken(cpu_out.size());
+        gpu_taken.poison();
+        ops.cpu->gather_and_scale_slices(dim, rows, cols, cpu_scaled.data(), selected, cpu_taken.data(), 0.37f);
+        ops.gpu->gather_and_scale_slices(dim, rows, cols, gpu_scaled.ptr, selected, gpu_taken.ptr, 0.37f);
+        expect_bitwise_equal(gpu_scaled.download(), cpu_scaled, "gather_and_scale_slices (M) " + what);
+        expect_bitwise_equal(gpu_taken.download(), cpu_taken, "gather_and_scale_slices (out) " + what);
 
         const std::vector<float> update = normal_values(k * other, seed++, 1.0f);
         const DeviceArray<float> gpu_update(update);
+        std::vector<float> cpu_set = m;
+        DeviceArray<float> gpu_set(m);
+        ops.cpu->set_slices(dim, rows, cols, cpu_set.data(), selected, -0.7f, update.data());
+        ops.gpu->set_slices(dim, rows, cols, gpu_set.ptr, selected, -0.7f, gpu_update.ptr);
+        expect_bitwise_equal(gpu_set.download(), cpu_set, "set_slices " + what);
+
         std::vector<float> cpu_w = m;
         DeviceArray<float> gpu_w(m);
-        ops.cpu->add_to_slices(dim, rows, cols, cpu_w.data(), selected, -0.7f, update.data());
-        ops.gpu->add_to_slices(dim, rows, cols, gpu_w.ptr, selected, -0.7f, gpu_update.ptr);
-        EXPECT_LT(relative_error(gpu_w.download(), cpu_w), kFp32Tolerance) << "add_to_slices " << what;
+        ops.cpu->add_to_slices(dim, rows, cols, cpu_w.data(), selected, 0.99f, -0.7f, update.data());
+        ops.gpu->add_to_slices(dim, rows, cols, gpu_w.ptr, selected, 0.99f, -0.7f, gpu_update.ptr);
+        expect_bitwise_equal(gpu_w.download(), cpu_w, "add_to_slices " + what);
       }
     }
 }

@@ -42,19 +42,56 @@ TEST_F(MatrixOpsTest, gemm_matches_float64_for_every_transpose_and_beta) {
       }
 }
 
-TEST_F(MatrixOpsTest, slice_norms_gather_scale_and_add_address_the_right_slices) {
+TEST_F(MatrixOpsTest, syrk_matches_float64_and_is_exactly_symmetric) {
+  const int64_t n = 19, k = 23, count = 2, stride_a = n * k + 5, stride_c = n * n + 3;  // gaps between matrices
+  const std::vector<float> a = test::normal_values(count * stride_a, 7, 1.0f);
+  for (float beta : {0.0f, 0.5f}) {
+    std::vector<float> c = test::normal_values(count * stride_c, 8, 1.0f);
+    for (int64_t i = 0; i < count; i++)  // beta != 0 needs a symmetric C; beta 0 must overwrite NaN
+      for (int64_t r = 0; r < n; r++)
+        for (int64_t col = 0; col < n; col++)
+          c[i * stride_c + r * n + col] = beta == 0.0f ? std::nanf("") : c[i * stride_c + std::min(r, col) * n + std::max(r, col)];
+    std::vector<double> expected(c.begin(), c.end());
+    const float gap = c[n * n];
+    for (int64_t i = 0; i < count; i++)
+      for (int64_t r = 0; r < n; r++)
+        for (int64_t col = 0; col < n; col++) {
+          double dot = 0;
+          for (int64_t p = 0; p < k; p++) dot += double(a[i * stride_a + r * k + p]) * a[i * stride_a + col * k + p];
+          double& e = expected[size_t(i * stride_c + r * n + col)];
+          e = 1.5 * dot + (beta == 0.0f ? 0.0 : beta * e);
+        }
+    ops->syrk_batched(n, k, 1.5f, a.data(), stride_a, beta, c.data(), stride_c, count, false);
+    for (int64_t i = 0; i < count; i++) {
+      const std::vector<float> ci(c.begin() + i * stride_c, c.begin() + i * stride_c + n * n);
+      const std::vector<double> ei(expected.begin() + i * stride_c, expected.begin() + i * stride_c + n * n);
+      EXPECT_LT(max_relative_difference(ci, ei), 1e-6) << "beta " << beta << ", matrix " << i;
+      for (int64_t r = 0; r < n; r++)
+        for (int64_t col = 0; col < r; col++) ASSERT_EQ(ci[r * n + col], ci[col * n + r]);
+    }
+    EXPECT_EQ(c[n * n], gap) << "the gap between matrices is left alone";
+  }
+  // bf16 operands: the same product as gemm_bf16 of A and A^T.
+  std::vector<float> sym(static_cast<size_t>(n * n)), full(sym.size());
+  ops->syrk_batched(n, k, 1.0f, a.data(), stride_a, 0.0f, sym.data(), n * n, 1, true);
+  ops->gemm_bf16(false, true, n, n, k, 1.0f, a.data(), a.data(), 0.0f, full.data());
+  EXPECT_LT(max_relative_difference(sym, std::vector<double>(full.begin(), full.end())), 1e-6);
+}
+
+TEST_F(MatrixOpsTest, dion2_slice_ops_address_the_right_slices) {
   const int64_t rows = 11, cols = 17;
-  const std::vector<float> m = test::normal_values(rows * cols, 4, 1.0f);
+  const std::vector<float> m = test::normal_values(rows * cols, 4, 1.0f), g = test::normal_values(rows * cols, 9, 1.0f);
   const std::vector<int64_t> selected = {0, 3, 4, 10};
   for (SliceDim dim : {SliceDim::kRows, SliceDim::kCols}) {
     const bool by_rows = dim == SliceDim::kRows;
     auto in_slice = [&](int64_t r, int64_t c, int64_t s) { return by_rows ? r == s : c == s; };
-    std::vector<float> norms(static_cast<size_t>(by_rows ? rows : cols), std::nanf(""));
-    ops->slice_l1_norms(dim, rows, cols, m.data(), norms);
+    std::vector<float> accumulated = m, norms(static_cast<size_t>(by_rows ? rows : cols), std::nanf(""));
+    ops->accumulate_slice_l1_norms(dim, rows, cols, g.data(), accumulated.data(), norms);
+    for (int64_t e = 0; e < rows * cols; e++) ASSERT_EQ(accumulated[e], m[e] + g[e]);
     for (size_t s = 0; s < norms.size(); s++) {
       double sum = 0;
       for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) sum += in_slice(r, c, int64_t(s)) ? std::fabs(m[r * cols + c]) : 0.0;
+        for (int64_t c = 0; c < cols; c++) sum += in_slice(r, c, int64_t(s)) ? std::fabs(accumulated[r * cols + c]) : 0.0;
       EXPECT_NEAR(norms[s], sum, 1e-5 * sum);
     }
     const int64_t k = int64_t(selected.size());
@@ -65,14 +102,18 @@ TEST_F(MatrixOpsTest, slice_norms_gather_scale_and_add_address_the_right_slices)
         const float expected = by_rows ? m[selected[t] * cols + i] : m[i * cols + selected[t]];
         ASSERT_EQ(by_rows ? gathered[t * cols + i] : gathered[i * k + t], expected);
       }
-    std::vector<float> scaled = m, added = m;
-    ops->scale_slices(dim, rows, cols, scaled.data(), selected, 0.5f);
-    ops->add_to_slices(dim, rows, cols, added.data(), selected, -2.0f, gathered.data());  // m[K] - 2 m[K]
+    std::vector<float> scaled = m, set = m, added = m, taken(gathered.size(), std::nanf(""));
+    ops->gather_and_scale_slices(dim, rows, cols, scaled.data(), selected, taken.data(), 0.5f);
+    EXPECT_EQ(taken, gathered) << "the gather reads before the scale";
+    ops->set_slices(dim, rows, cols, set.data(), selected, -2.0f, gathered.data());
+    ops->add_to_slices(dim, rows, cols, added.data(), selected, 0.5f, -2.0f, gathered.data());
     for (int64_t r = 0; r < rows; r++)
       for (int64_t c = 0; c < cols; c++) {
         const bool chosen = std::binary_search(selected.begin(), selected.end(), by_rows ? r : c);
-        ASSERT_EQ(scaled[r * cols + c], chosen ? m[r * cols + c] * 0.5f : m[r * cols + c]);
-        ASSERT_EQ(added[r * cols + c], chosen ? -m[r * cols + c] : m[r * cols + c]);
+        const float x = m[r * cols + c], kept = x * 0.5f, twice = -2.0f * x;
+        ASSERT_EQ(scaled[r * cols + c], chosen ? kept : x);
+        ASSERT_EQ(set[r * cols + c], chosen ? twice : x);
+        ASSERT_EQ(added[r * cols + c], chosen ? kept + twice : kept);
       }
   }
 }

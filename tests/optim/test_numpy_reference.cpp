@@ -73,7 +73,7 @@ TEST(MatrixOptimizers, ten_steps_match_a_float64_numpy_reference) {
   if (test::run_command("/usr/bin/python3 -c 'import numpy'") != 0) GTEST_SKIP() << "numpy is not installed";
   const std::vector<double> lr_scales = {0.5, 1.0, 1.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4};
   // A wide and a tall matrix: row and column selection, both Gram sides.
-  const test::MatrixProblem problem({{24, 40}, {48, 20}}, int64_t(lr_scales.size()), 7);
+  const test::MatrixProblem problem({{24, 40}, {48, 20}, {24, 40}}, int64_t(lr_scales.size()), 7);  // a repeated shape: one batch
   for (const Case& c : reference_cases()) {
     SCOPED_TRACE(c.name);
     test::MatrixOptimizerRun run(c.config, problem);

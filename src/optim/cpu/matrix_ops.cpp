@@ -30,6 +30,23 @@ void round_to_bf16(const float* in, int64_t n, float* out) {
   for (int64_t i = 0; i < n; i++) out[i] = to_float(llmdion::round_to_bf16(in[i]));
 }
 
+// Calls visit(e, at) for every element of the selected slices of a rows x cols
+// matrix: `at` its index in the matrix, e its index in the gathered submatrix
+// (kRows: k x cols; kCols: rows x k, slices in the order of `selected`).
+template <typename Visit>
+void for_each_selected(SliceDim dim, int64_t rows, int64_t cols, std::span<const int64_t> selected, Visit visit) {
+  const int64_t k = int64_t(selected.size());
+  if (dim == SliceDim::kRows) {
+    #pragma omp parallel for
+    for (int64_t t = 0; t < k; t++)
+      for (int64_t j = 0; j < cols; j++) visit(t * cols + j, selected[t] * cols + j);
+  } else {
+    #pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t t = 0; t < k; t++) visit(i * k + t, i * cols + selected[t]);
+  }
+}
+
 class CpuMatrixOps final : public MatrixOps {
  public:
   float* allocate(int64_t n) override { return buffers_.emplace_back(size_t(n), 0.0f).data(); }
@@ -64,6 +81,26 @@ class CpuMatrixOps final : public MatrixOps {
     for (int64_t i = 0; i < count; i++) {
       if (bf16_operands) gemm_bf16(ta, tb, m, n, k, alpha, a + i * stride_a, b + i * stride_b, beta, c + i * stride_c);
       else gemm(ta, tb, m, n, k, alpha, a + i * stride_a, b + i * stride_b, beta, c + i * stride_c);
+    }
+  }
+
+  // BLAS ssyrk fills the lower triangle (row-major), then the upper is mirrored from it.
+  void syrk_batched(int64_t n, int64_t k, float alpha, const float* a, int64_t stride_a, float beta, float* c,
+                    int64_t stride_c, int64_t count, bool bf16_operands) override {
+    for (int64_t i = 0; i < count; i++) {
+      const float* ai = a + i * stride_a;
+      float* ci = c + i * stride_c;
+      if (bf16_operands) {
+        if (bf16_operands_.size() < size_t(n * k)) bf16_operands_.resize(size_t(n * k));
+        round_to_bf16(ai, n * k, bf16_operands_.data());
+        ai = bf16_operands_.data();
+      }
+      if (beta == 0.0f) std::fill(ci, ci + n * n, 0.0f);  // as in gemm: NaN in C must not survive
+      if (k == 0) scale(n * n, beta, ci);
+      else cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, int(n), int(k), alpha, ai, int(k), beta, ci, int(n));
+      #pragma omp parallel for
+      for (int64_t r = 0; r < n; r++)
+        for (int64_t col = r + 1; col < n; col++) ci[r * n + col] = ci[col * n + r];
     }
   }
 
@@ -108,63 +145,50 @@ class CpuMatrixOps final : public MatrixOps {
     return total;
   }
 
-  void slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* m, std::span<float> norms) override {
+  void accumulate_slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* g, float* m,
+                                 std::span<float> norms) override {
     if (dim == SliceDim::kRows) {
       #pragma omp parallel for
       for (int64_t i = 0; i < rows; i++) {
         double sum = 0;
-        for (int64_t j = 0; j < cols; j++) sum += std::fabs(m[i * cols + j]);
+        for (int64_t j = i * cols; j < (i + 1) * cols; j++) sum += std::fabs(m[j] += g[j]);
         norms[i] = float(sum);
       }
-    } else {
+    } else {  // row by row over a band of columns: each column still summed top to bottom
+      constexpr int64_t kBand = 64;
       #pragma omp parallel for
-      for (int64_t j = 0; j < cols; j++) {
-        double sum = 0;
-        for (int64_t i = 0; i < rows; i++) sum += std::fabs(m[i * cols + j]);
-        norms[j] = float(sum);
+      for (int64_t j0 = 0; j0 < cols; j0 += kBand) {
+        const int64_t j1 = std::min(cols, j0 + kBand);
+        double sums[kBand] = {};
+        for (int64_t i = 0; i < rows; i++)
+          for (int64_t j = j0; j < j1; j++) sums[j - j0] += std::fabs(m[i * cols + j] += g[i * cols + j]);
+        for (int64_t j = j0; j < j1; j++) norms[j] = float(sums[j - j0]);
       }
     }
   }
 
   void gather_slices(SliceDim dim, int64_t rows, int64_t cols, const float* m, std::span<const int64_t> selected,
                      float* out) override {
-    const int64_t k = int64_t(selected.size());
-    if (dim == SliceDim::kRows) {
-      #pragma omp parallel for
-      for (int64_t t = 0; t < k; t++) std::memcpy(out + t * cols, m + selected[t] * cols, size_t(cols) * sizeof(float));
-    } else {
-      #pragma omp parallel for
-      for (int64_t i = 0; i < rows; i++)
-        for (int64_t t = 0; t < k; t++) out[i * k + t] = m[i * cols + selected[t]];
-    }
+    for_each_selected(dim, rows, cols, selected, [&](int64_t e, int64_t at) { out[e] = m[at]; });
   }
 
-  void scale_slices(SliceDim dim, int64_t rows, int64_t cols, float* m, std::span<const int64_t> selected,
-                    float factor) override {
-    const int64_t k = int64_t(selected.size());
-    if (dim == SliceDim::kRows) {
-      #pragma omp parallel for
-      for (int64_t t = 0; t < k; t++)
-        for (int64_t j = 0; j < cols; j++) m[selected[t] * cols + j] *= factor;
-    } else {
-      #pragma omp parallel for
-      for (int64_t i = 0; i < rows; i++)
-        for (int64_t t = 0; t < k; t++) m[i * cols + selected[t]] *= factor;
-    }
+  void gather_and_scale_slices(SliceDim dim, int64_t rows, int64_t cols, float* m, std::span<const int64_t> selected,
+                               float* out, float factor) override {
+    for_each_selected(dim, rows, cols, selected, [&](int64_t e, int64_t at) {
+      out[e] = m[at];
+      m[at] *= factor;
+    });
   }
 
-  void add_to_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected, float alpha,
-                     const float* update) override {
-    const int64_t k = int64_t(selected.size());
-    if (dim == SliceDim::kRows) {
-      #pragma omp parallel for
-      for (int64_t t = 0; t < k; t++)
-        for (int64_t j = 0; j < cols; j++) w[selected[t] * cols + j] += alpha * update[t * cols + j];
-    } else {
-      #pragma omp parallel for
-      for (int64_t i = 0; i < rows; i++)
-        for (int64_t t = 0; t < k; t++) w[i * cols + selected[t]] += alpha * update[i * k + t];
-    }
+  void set_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected, float alpha,
+                  const float* update) override {
+    for_each_selected(dim, rows, cols, selected, [&](int64_t e, int64_t at) { w[at] = alpha * update[e]; });
+  }
+
+  void add_to_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected, float keep,
+                     float alpha, const float* update) override {
+    scale(rows * cols, keep, w);
+    for_each_selected(dim, rows, cols, selected, [&](int64_t e, int64_t at) { w[at] += alpha * update[e]; });
   }
 
   void normalize_rows(int64_t rows, int64_t cols, float* u, std::span<const int64_t> row_of, float* v, float beta2,

@@ -4,6 +4,8 @@
 //
 //   gemm, transpose, triangular solve   cuBLAS in pedantic math: real fp32, never TF32 or
 //                                       bf16x9 emulation, no atomics
+//   symmetric products (syrk)           the lower block triangle by batched cuBLAS GEMMs, the
+//                                       upper mirrored from it
 //   Cholesky, Householder QR            cuSOLVER potrf; geqrf + orgqr, in deterministic mode
 //   element-wise updates                one thread per element, each product and sum rounded
 //                                       where the CPU loop rounds it (__fmul_rn, __fadd_rn: no
@@ -21,6 +23,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/cuda/check.h"
@@ -56,33 +59,54 @@ __device__ int64_t slice_element(bool by_rows, int64_t e, int64_t cols, int64_t 
   return by_rows ? selected[e / cols] * cols + e % cols : (e / k) * cols + selected[e % k];
 }
 
-__global__ void gather_slices_kernel(bool by_rows, int64_t count, int64_t cols, int64_t k, const float* m,
-                                     const int64_t* selected, float* out) {
-  for (int64_t e = thread_index(); e < count; e += thread_count())
-    out[e] = m[slice_element(by_rows, e, cols, k, selected)];
-}
-
-__global__ void scale_slices_kernel(bool by_rows, int64_t count, int64_t cols, int64_t k, float* m,
-                                    const int64_t* selected, float factor) {
-  for (int64_t e = thread_index(); e < count; e += thread_count())
-    m[slice_element(by_rows, e, cols, k, selected)] *= factor;
-}
-
-__global__ void add_to_slices_kernel(bool by_rows, int64_t count, int64_t cols, int64_t k, float* w,
-                                     const int64_t* selected, float alpha, const float* update) {
+// out = m[K]; with kScale, then m[K] *= factor (the read comes first, so out keeps m's value).
+template <bool kScale>
+__global__ void gather_slices_kernel(bool by_rows, int64_t count, int64_t cols, int64_t k,
+                                     std::conditional_t<kScale, float*, const float*> m, const int64_t* selected,
+                                     float* out, float factor) {
   for (int64_t e = thread_index(); e < count; e += thread_count()) {
-    float& x = w[slice_element(by_rows, e, cols, k, selected)];
-    x = __fadd_rn(x, __fmul_rn(alpha, update[e]));
+    const int64_t at = slice_element(by_rows, e, cols, k, selected);
+    out[e] = m[at];
+    if constexpr (kScale) m[at] = __fmul_rn(m[at], factor);
+  }
+}
+
+// w[K] = alpha update
+__global__ void set_slices_kernel(bool by_rows, int64_t count, int64_t cols, int64_t k, float* w,
+                                  const int64_t* selected, float alpha, const float* update) {
+  for (int64_t e = thread_index(); e < count; e += thread_count())
+    w[slice_element(by_rows, e, cols, k, selected)] = __fmul_rn(alpha, update[e]);
+}
+
+// w = keep w, then w[K] += alpha update, over every element of w: slot[s] is slice s's
+// place in the selection, or -1 where s is not selected.
+__global__ void add_to_slices_kernel(bool by_rows, int64_t rows, int64_t cols, int64_t k, float* w,
+                                     const int64_t* slot, float keep, float alpha, const float* update) {
+  for (int64_t at = thread_index(); at < rows * cols; at += thread_count()) {
+    const int64_t i = at / cols, j = at % cols, t = slot[by_rows ? i : j];
+    float x = __fmul_rn(w[at], keep);
+    if (t >= 0) x = __fadd_rn(x, __fmul_rn(alpha, update[by_rows ? t * cols + j : i * k + t]));
+    w[at] = x;
+  }
+}
+
+// The upper triangle of each of `count` n x n matrices (stride apart) = its lower triangle, transposed.
+__global__ void mirror_lower_kernel(int64_t n, int64_t count, float* c, int64_t stride) {
+  for (int64_t e = thread_index(); e < count * n * n; e += thread_count()) {
+    const int64_t i = e / (n * n), r = e % (n * n) / n, col = e % n;
+    if (col > r) c[i * stride + r * n + col] = c[i * stride + col * n + r];
   }
 }
 
 // ---- row reductions: a block per row, thread t summing columns t, t + 256, ... ----------------
 
-__global__ void __launch_bounds__(kThreads) row_l1_norms_kernel(int64_t cols, const float* m, float* norms) {
+// m += g, then norms[i] = sum_j |m_ij| for this block's row i.
+__global__ void __launch_bounds__(kThreads) accumulate_row_l1_norms_kernel(int64_t cols, const float* g, float* m,
+                                                                           float* norms) {
   __shared__ double warp_sums[32];
-  const float* row = m + int64_t(blockIdx.x) * cols;
+  const int64_t row = int64_t(blockIdx.x) * cols;
   double sum = 0;
-  for (int64_t j = threadIdx.x; j < cols; j += kThreads) sum += fabs(double(row[j]));
+  for (int64_t j = row + threadIdx.x; j < row + cols; j += kThreads) sum += fabs(double(m[j] = __fadd_rn(m[j], g[j])));
   sum = cuda::block_sum(sum, warp_sums);
   if (threadIdx.x == 0) norms[blockIdx.x] = float(sum);
 }
@@ -104,16 +128,17 @@ __global__ void __launch_bounds__(kThreads) normalize_rows_kernel(int64_t cols, 
 }
 
 // ---- column reductions: block b takes columns 32b .. 32b + 31 ---------------------------------
-// sum_i term(x_ij) in fp64 for this thread's column j: thread (j, lane) sums rows lane,
-// lane + 32, ..., then each column's 32 lane sums are added in lane order. Every thread of the
-// column returns the total. The block's only synchronization: call it before writing x.
+// sum_i term(i * cols + j) in fp64 for this thread's column j: thread (j, lane) takes rows
+// lane, lane + 32, ... (each element once), then each column's 32 lane sums are added in
+// lane order. Every thread of the column returns the total. The block's only
+// synchronization: call it before writing what the terms read.
 template <typename Term>
-__device__ double column_sum(int64_t rows, int64_t cols, const float* x, Term term) {
+__device__ double column_sum(int64_t rows, int64_t cols, Term term) {
   __shared__ double lane_sums[kTile][kTile + 1];
   const int64_t j = int64_t(blockIdx.x) * kTile + threadIdx.x;
   double sum = 0;
   if (j < cols)
-    for (int64_t i = threadIdx.y; i < rows; i += kTile) sum += term(x[i * cols + j]);
+    for (int64_t i = threadIdx.y; i < rows; i += kTile) sum += term(i * cols + j);
   lane_sums[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
   double total = 0;
@@ -121,9 +146,11 @@ __device__ double column_sum(int64_t rows, int64_t cols, const float* x, Term te
   return total;
 }
 
-__global__ void __launch_bounds__(kTile * kTile) column_l1_norms_kernel(int64_t rows, int64_t cols, const float* m,
-                                                                        float* norms) {
-  const double sum = column_sum(rows, cols, m, [](float v) { return fabs(double(v)); });
+// m += g, then norms[j] = sum_i |m_ij|.
+__global__ void __launch_bounds__(kTile * kTile) accumulate_column_l1_norms_kernel(int64_t rows, int64_t cols,
+                                                                                   const float* g, float* m,
+                                                                                   float* norms) {
+  const double sum = column_sum(rows, cols, [&](int64_t at) { return fabs(double(m[at] = __fadd_rn(m[at], g[at]))); });
   const int64_t j = int64_t(blockIdx.x) * kTile + threadIdx.x;
   if (threadIdx.y == 0 && j < cols) norms[j] = float(sum);
 }
@@ -131,7 +158,7 @@ __global__ void __launch_bounds__(kTile * kTile) column_l1_norms_kernel(int64_t 
 // x_ij /= ||x_:j|| + eps
 __global__ void __launch_bounds__(kTile * kTile) normalize_columns_kernel(int64_t rows, int64_t cols, float* x,
                                                                           float eps) {
-  const double sum = column_sum(rows, cols, x, [](float v) { return double(v) * double(v); });
+  const double sum = column_sum(rows, cols, [&](int64_t at) { return double(x[at]) * double(x[at]); });
   const int64_t j = int64_t(blockIdx.x) * kTile + threadIdx.x;
   if (j >= cols) return;
   const float factor = __fdiv_rn(1.0f, __fadd_rn(float(sqrt(sum)), eps));
@@ -271,6 +298,58 @@ class CudaMatrixOps final : public MatrixOps {
                                             CUBLAS_GEMM_DEFAULT));
   }
 
+  // The lower block triangle of each C_i in tiles: with C_i split into T x T blocks of t = n / T
+  // rows, block (I, J), I >= J, is A_I A_J^T (A_I: rows I of A_i), T (T + 1) / 2 of the T^2
+  // products, all of every C_i in one batched cuBLAS call over pointer arrays; then the upper
+  // triangle mirrored from the lower. Column-major, block (I, J) at c_i + I t n + J t (ld n) is
+  // its transpose A_J A_I^T, with A_J^T stored at a_i + J t k (ld k): op(A) = T, op(B) = N.
+  // Below two tiles of kSymmetricTile rows the plain GEMM is the better call.
+  void syrk_batched(int64_t n, int64_t k, float alpha, const float* a, int64_t stride_a, float beta, float* c,
+                    int64_t stride_c, int64_t count, bool bf16_operands) override {
+    if (count == 0 || n == 0) return;
+    constexpr int64_t kSymmetricTile = 256;
+    int64_t tiles = 1;
+    for (int64_t t : {4, 2})
+      if (n % t == 0 && n / t >= kSymmetricTile) {
+        tiles = t;
+        break;
+      }
+    if (tiles == 1 || k == 0) {
+      gemm_batched(false, true, n, n, k, alpha, a, stride_a, a, stride_a, beta, c, stride_c, count, bf16_operands);
+    } else {
+      const void* operand = a;
+      if (bf16_operands) {
+        const int64_t span = (count - 1) * stride_a + n * k;
+        cuda::bf16* a16 = bf16_operands_.reserve(span);
+        cuda::round_to_bf16_nearest(a16, a, span, kStream);
+        operand = a16;
+      }
+      const size_t element = bf16_operands ? sizeof(cuda::bf16) : sizeof(float);
+      const int64_t t = n / tiles, products = count * tiles * (tiles + 1) / 2;
+      tile_pointers_.clear();
+      for (const bool left : {true, false})  // [A array | B array | C array]
+        for (int64_t i = 0; i < count; i++)
+          for (int64_t big = 0; big < tiles; big++)
+            for (int64_t small = 0; small <= big; small++)
+              tile_pointers_.push_back(const_cast<char*>(static_cast<const char*>(operand)) +
+                                       size_t(i * stride_a + (left ? small : big) * t * k) * element);
+      for (int64_t i = 0; i < count; i++)
+        for (int64_t big = 0; big < tiles; big++)
+          for (int64_t small = 0; small <= big; small++) tile_pointers_.push_back(c + i * stride_c + big * t * n + small * t);
+      void** device = tile_pointer_array_.reserve(int64_t(tile_pointers_.size()));
+      CUDA_CHECK(cudaMemcpyAsync(device, tile_pointers_.data(), tile_pointers_.size() * sizeof(void*),
+                                 cudaMemcpyHostToDevice, kStream));
+      const cudaDataType type = bf16_operands ? CUDA_R_16BF : CUDA_R_32F;
+      CUBLAS_CHECK(cublasGemmBatchedEx(bf16_operands ? tensor_blas_ : blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(t), int(t),
+                                       int(k), &alpha, device, type, int(k), device + products, type, int(k), &beta,
+                                       device + 2 * products, CUDA_R_32F, int(n),
+                                       int(products), bf16_operands ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_PEDANTIC,
+                                       CUBLAS_GEMM_DEFAULT));
+    }
+    mirror_lower_kernel<<<blocks_for(count * n * n), kThreads, 0, kStream>>>(n, count, c, stride_c);
+    CUDA_CHECK_LAUNCH();
+  }
+
   void axpby(int64_t n, float a, const float* x, float b, float* y) override {
     if (n == 0) return;
     axpby_kernel<<<blocks_for(n), kThreads, 0, kStream>>>(n, a, x, b, y);
@@ -300,15 +379,16 @@ class CudaMatrixOps final : public MatrixOps {
     return total;
   }
 
-  void slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* m, std::span<float> norms) override {
+  void accumulate_slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* g, float* m,
+                                 std::span<float> norms) override {
     const int64_t count = dim == SliceDim::kRows ? rows : cols;
-    if (count == 0) return;
+    if (rows == 0 || cols == 0) return;
     float* device_norms = slice_norms_.reserve(count);
     if (dim == SliceDim::kRows) {
-      row_l1_norms_kernel<<<unsigned(rows), kThreads, 0, kStream>>>(cols, m, device_norms);
+      accumulate_row_l1_norms_kernel<<<unsigned(rows), kThreads, 0, kStream>>>(cols, g, m, device_norms);
     } else {
-      column_l1_norms_kernel<<<unsigned((cols + kTile - 1) / kTile), dim3(kTile, kTile), 0, kStream>>>(
-          rows, cols, m, device_norms);
+      accumulate_column_l1_norms_kernel<<<unsigned((cols + kTile - 1) / kTile), dim3(kTile, kTile), 0, kStream>>>(
+          rows, cols, g, m, device_norms);
     }
     CUDA_CHECK_LAUNCH();
     CUDA_CHECK(cudaMemcpy(norms.data(), device_norms, size_t(count) * sizeof(float), cudaMemcpyDeviceToHost));
@@ -318,26 +398,37 @@ class CudaMatrixOps final : public MatrixOps {
                      float* out) override {
     const int64_t k = int64_t(selected.size()), count = (dim == SliceDim::kRows ? cols : rows) * k;
     if (count == 0) return;
-    gather_slices_kernel<<<blocks_for(count), kThreads, 0, kStream>>>(dim == SliceDim::kRows, count, cols, k, m,
-                                                                      upload(selected), out);
+    gather_slices_kernel<false><<<blocks_for(count), kThreads, 0, kStream>>>(dim == SliceDim::kRows, count, cols, k,
+                                                                             m, upload(selected), out, 1.0f);
     CUDA_CHECK_LAUNCH();
   }
 
-  void scale_slices(SliceDim dim, int64_t rows, int64_t cols, float* m, std::span<const int64_t> selected,
-                    float factor) override {
+  void gather_and_scale_slices(SliceDim dim, int64_t rows, int64_t cols, float* m, std::span<const int64_t> selected,
+                               float* out, float factor) override {
     const int64_t k = int64_t(selected.size()), count = (dim == SliceDim::kRows ? cols : rows) * k;
     if (count == 0) return;
-    scale_slices_kernel<<<blocks_for(count), kThreads, 0, kStream>>>(dim == SliceDim::kRows, count, cols, k, m,
-                                                                     upload(selected), factor);
+    gather_slices_kernel<true><<<blocks_for(count), kThreads, 0, kStream>>>(dim == SliceDim::kRows, count, cols, k,
+                                                                            m, upload(selected), out, factor);
     CUDA_CHECK_LAUNCH();
   }
 
-  void add_to_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected, float alpha,
-                     const float* update) override {
+  void set_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected, float alpha,
+                  const float* update) override {
     const int64_t k = int64_t(selected.size()), count = (dim == SliceDim::kRows ? cols : rows) * k;
     if (count == 0) return;
-    add_to_slices_kernel<<<blocks_for(count), kThreads, 0, kStream>>>(dim == SliceDim::kRows, count, cols, k, w,
-                                                                       upload(selected), alpha, update);
+    set_slices_kernel<<<blocks_for(count), kThreads, 0, kStream>>>(dim == SliceDim::kRows, count, cols, k, w,
+                                                                   upload(selected), alpha, update);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void add_to_slices(SliceDim dim, int64_t rows, int64_t cols, float* w, std::span<const int64_t> selected, float keep,
+                     float alpha, const float* update) override {
+    if (rows == 0 || cols == 0) return;
+    const bool by_rows = dim == SliceDim::kRows;
+    slot_.assign(size_t(by_rows ? rows : cols), -1);
+    for (size_t t = 0; t < selected.size(); t++) slot_[size_t(selected[t])] = int64_t(t);
+    add_to_slices_kernel<<<blocks_for(rows * cols), kThreads, 0, kStream>>>(
+        by_rows, rows, cols, int64_t(selected.size()), w, upload(slot_), keep, alpha, update);
     CUDA_CHECK_LAUNCH();
   }
 
@@ -438,6 +529,9 @@ class CudaMatrixOps final : public MatrixOps {
   cusolverDnHandle_t solver_ = nullptr;
   std::vector<DeviceBuffer> buffers_;  // allocate()'s
   Workspace<int64_t> indices_;
+  std::vector<int64_t> slot_;  // add_to_slices' place of each slice in the selection
+  std::vector<void*> tile_pointers_;  // syrk_batched's operand and result tiles
+  Workspace<void*> tile_pointer_array_;
   Workspace<cuda::bf16> bf16_operands_;  // gemm_bf16's rounded A and B
   Workspace<float> slice_norms_, solver_work_, householder_, householder_tau_;
   Workspace<double> sum_squares_;
