@@ -87,6 +87,7 @@ GptLayout gpt_layout(const GptShape& s) {
   };
   for (int l = 0; l < s.n_layer; l++) {
     const std::string p = "blocks." + std::to_string(l) + ".";
+    layout.block_starts.push_back(layout.num_params);
     BlockOffsets b;
     norm(p + "ln1", b.ln1_w, b.ln1_b);
     linear({{p + "attn.q", C}, {p + "attn.k", KV}, {p + "attn.v", KV}}, C, b.qkv_w, b.qkv_b);
@@ -97,6 +98,7 @@ GptLayout gpt_layout(const GptShape& s) {
     linear({{p + "mlp.proj", C}}, H, b.proj_w, b.proj_b);
     layout.blocks.push_back(b);
   }
+  layout.block_starts.push_back(layout.num_params);
   norm("lnf", layout.lnf_w, layout.lnf_b);
   layout.head_w = s.tied_embeddings ? layout.wte : add("lm_head.weight", ParamRole::kHead, {s.padded_vocab, C});
   return layout;

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -85,7 +86,18 @@ struct GptLayout {
   int64_t lnf_w, lnf_b;
   int64_t head_w;          // == wte when tied
   int64_t num_params;      // the buffer's length, padding rows included
+  // block_starts[l]: the offset of block l's first tensor; block_starts[n_layer]:
+  // the first offset past the blocks (the final norm and an untied head).
+  std::vector<int64_t> block_starts;
 };
+
+// Called during a backward each time a stretch of the gradients is complete:
+// every gradient at an offset >= from is final for this backward (on a GPU,
+// once the work queued so far on the model's stream is done). The backward
+// finishes the gradients from the end of the layout: the head and final norm
+// (from = block_starts[n_layer]), then each block from the last
+// (block_starts[l]), then the embeddings (0).
+using GradientsReady = std::function<void(int64_t from)>;
 
 // The shape a model config asks for (model.arch's preset already applied).
 GptShape shape_from_config(const ModelConfig& model);

@@ -22,7 +22,8 @@ class CpuModel final : public Model {
   int64_t batch_size() const override { return gpt_.batch_size(); }
   int64_t seq_len() const override { return gpt_.seq_len(); }
   float forward(const int32_t* inputs, const int32_t* targets) override { return gpt_.forward(inputs, targets); }
-  void backward(float loss_scale) override { gpt_.backward(loss_scale); }
+  using Model::backward;
+  void backward(float loss_scale, const GradientsReady& ready) override { gpt_.backward(loss_scale, ready); }
   const float* logits_row(int64_t n) override { return gpt_.outputs() + n * gpt_.shape().padded_vocab; }
   std::span<float> params() override { return gpt_.params; }
   std::span<float> grads() override { return gpt_.grads; }

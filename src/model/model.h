@@ -25,8 +25,11 @@ class Model {
   // Mean cross-entropy of the B*T next-token predictions (token ids on the
   // host). With targets null, only the logits are computed (see logits_row()).
   virtual float forward(const int32_t* inputs, const int32_t* targets) = 0;
-  // grads += loss_scale * d(mean loss of the last forward)/d(params)
-  virtual void backward(float loss_scale) = 0;
+  // grads += loss_scale * d(mean loss of the last forward)/d(params), calling
+  // ready (if given) as stretches of the gradients become final (gpt.h), so
+  // their communication can start while the backward goes on.
+  virtual void backward(float loss_scale, const GradientsReady& ready) = 0;
+  void backward(float loss_scale) { backward(loss_scale, nullptr); }
   // The Vp logits of row n (= b*T + t) of the last forward without targets, on the host.
   virtual const float* logits_row(int64_t n) = 0;
 

@@ -143,6 +143,37 @@ TEST_P(CpuGptGradients, float32_path_matches_float64_path_within_1e_5) {
   test::expect_gradients_match(f32.layout(), f32.grads.data(), f64.grads.data(), 1e-5);
 }
 
+// The backward's reports of finished gradients (gpt.h): the head and final
+// norm, each block from the last, the embeddings, in that order; at each
+// report every gradient at or past `from` already holds its final value, and
+// with tied embeddings the head's share of wte is not reported before the end.
+TEST_P(CpuGptGradients, reports_each_stretch_of_gradients_once_it_is_final) {
+  const GptShape s = GetParam().shape;
+  const int64_t B = 2, T = 5;
+  cpu::CpuGpt<float> model(s, B, T);
+  model.params = test_params(s, model.layout(), 6);
+  const Batch batch = random_batch(s, B, T, 3);
+  model.forward(batch.inputs.data(), batch.targets.data());
+  std::vector<int64_t> reported;
+  std::vector<std::vector<float>> snapshots;
+  model.backward(1.0f, [&](int64_t from) {
+    reported.push_back(from);
+    snapshots.push_back(model.grads);
+  });
+  const std::vector<int64_t>& starts = model.layout().block_starts;
+  std::vector<int64_t> expected(starts.rbegin(), starts.rend());
+  expected.push_back(0);
+  ASSERT_EQ(reported, expected);
+  for (size_t r = 0; r < reported.size(); r++)
+    for (int64_t i = reported[r]; i < int64_t(model.grads.size()); i++)
+      ASSERT_EQ(snapshots[r][size_t(i)], model.grads[size_t(i)]) << "report " << r << " (from " << reported[r]
+                                                                   << "): gradient " << i << " changed later";
+  // Before the last report the embeddings' gradients are still moving.
+  const int64_t wte = model.layout().wte, n = model.layout().tensors[0].numel();
+  EXPECT_NE(std::vector<float>(snapshots[reported.size() - 2].begin() + wte, snapshots[reported.size() - 2].begin() + wte + n),
+            std::vector<float>(model.grads.begin() + wte, model.grads.begin() + wte + n));
+}
+
 TEST(CpuGpt, same_inputs_give_bitwise_same_loss_and_gradients) {
   const GptShape s = tiny_shape(false, true);
   cpu::CpuGpt<float> a(s, 2, 6), b(s, 2, 6);

@@ -129,7 +129,7 @@ Real CpuGpt<Real>::forward(const int32_t* inputs, const int32_t* targets) {
 }
 
 template <typename Real>
-void CpuGpt<Real>::backward(Real loss_scale) {
+void CpuGpt<Real>::backward(Real loss_scale, const GradientsReady& ready) {
   const int64_t N = B_ * T_, C = shape_.d_model, H = shape_.mlp_hidden, NH = shape_.n_head, NKV = shape_.kv_heads();
   const int64_t hs = shape_.head_size(), W = C + 2 * shape_.kv_width();
   const int64_t F = shape_.mlp == MlpKind::kSwiglu ? 2 * H : H, V = shape_.vocab_size, Vp = shape_.padded_vocab;
@@ -149,6 +149,7 @@ void CpuGpt<Real>::backward(Real loss_scale) {
   const Real* last = residual_.data() + shape_.n_layer * N * C;
   norm_backward(d_res, d_ln_.data(), last, layout_.lnf_w, layout_.lnf_b, lnf_mean_.empty() ? nullptr : lnf_mean_.data(),
                 lnf_rstd_.data());
+  if (ready) ready(layout_.block_starts[shape_.n_layer]);
 
   // Blocks, last to first; d_res holds d loss / d (this block's output).
   for (int64_t l = shape_.n_layer - 1; l >= 0; l--) {
@@ -178,8 +179,10 @@ void CpuGpt<Real>::backward(Real loss_scale) {
     if (shape_.rope) rope_rotate(d_qkv_.data(), rope_cos_.data(), rope_sin_.data(), N, T_, NH + NKV, hs, W, true);
     matmul_backward(d_ln_.data(), g + w.qkv_w, grad_at(w.qkv_b), d_qkv_.data(), ln1, p + w.qkv_w, N, C, W);
     norm_backward(d_res, d_ln_.data(), x, w.ln1_w, w.ln1_b, stats(ln1_mean_, l), ln1_rstd_.data() + l * N);
+    if (ready) ready(layout_.block_starts[l]);
   }
   embedding_backward(g + layout_.wte, grad_at(layout_.wpe), d_res, inputs_.data(), B_, T_, C);
+  if (ready) ready(0);
 }
 
 template class CpuGpt<float>;

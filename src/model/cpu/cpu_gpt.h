@@ -20,7 +20,7 @@ class CpuGpt {
   // returns 0 and leaves the raw logits in outputs().
   Real forward(const int32_t* inputs, const int32_t* targets);
   // Backward of the last forward (which had targets): grads += loss_scale * d(mean loss)/d(params).
-  void backward(Real loss_scale);
+  void backward(Real loss_scale, const GradientsReady& ready = nullptr);
 
   const GptShape& shape() const { return shape_; }
   const GptLayout& layout() const { return layout_; }

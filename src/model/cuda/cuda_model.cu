@@ -66,7 +66,8 @@ class CudaModel final : public Model {
   int64_t batch_size() const override { return B_; }
   int64_t seq_len() const override { return T_; }
   float forward(const int32_t* inputs, const int32_t* targets) override;
-  void backward(float loss_scale) override;
+  using Model::backward;
+  void backward(float loss_scale, const GradientsReady& ready) override;
   const float* logits_row(int64_t n) override;
   std::span<float> params() override { return {params_, size_t(layout_.num_params)}; }
   std::span<float> grads() override { return {grads_, size_t(layout_.num_params)}; }
@@ -318,7 +319,7 @@ float CudaModel::forward(const int32_t* inputs, const int32_t* targets) {
   return loss;
 }
 
-void CudaModel::backward(float loss_scale) {
+void CudaModel::backward(float loss_scale, const GradientsReady& ready) {
   if (!have_targets_) throw std::logic_error("backward needs a forward with targets");
   const int N = int(B_ * T_), C = shape_.d_model, H = shape_.mlp_hidden, NH = shape_.n_head, NKV = shape_.kv_heads();
   const int B = int(B_), T = int(T_), hs = shape_.head_size(), W = C + 2 * shape_.kv_width();
@@ -332,6 +333,7 @@ void CudaModel::backward(float loss_scale) {
   matmul_.backward_weight(g(layout_.head_w), logits_, lnf_, N, C, Vp, 0);
   CUDA_CHECK(cudaMemsetAsync(d_res_, 0, int64_t(N) * C * sizeof(bf16), 0));
   norm_backward(d_ln_, residual_ + int64_t(L) * N * C, layout_.lnf_w, layout_.lnf_b, stat(lnf_mean_, 0), lnf_rstd_);
+  if (ready) ready(layout_.block_starts[L]);  // final once the kernels queued so far are done
 
   for (int l = L - 1; l >= 0; l--) {
     const BlockOffsets& o = layout_.blocks[l];
@@ -358,6 +360,7 @@ void CudaModel::backward(float loss_scale) {
     matmul_.backward_weight(g(o.qkv_w), d_qkv_, ln1_ + nc, N, C, W, 0);
     if (o.qkv_b >= 0) cuda::add_column_sums(g(o.qkv_b), scratch_, d_qkv_, N, W, 0);
     norm_backward(d_ln_, residual_ + nc, o.ln1_w, o.ln1_b, stat(ln1_mean_, l), ln1_rstd_ + int64_t(l) * N);
+    if (ready) ready(layout_.block_starts[l]);
   }
   // The positions of each token, grouped on the host where the tokens are.
   cuda::group_positions_by_token(inputs_.data(), N, distinct_, starts_, positions_);
@@ -366,6 +369,7 @@ void CudaModel::backward(float loss_scale) {
   CUDA_CHECK(cudaMemcpy(bucket_positions_, positions_.data(), positions_.size() * 4, cudaMemcpyHostToDevice));
   const cuda::TokenBuckets buckets{bucket_tokens_, bucket_starts_, bucket_positions_, int(distinct_.size())};
   cuda::embedding_backward(g(layout_.wte), g(layout_.wpe), d_res_, buckets, B, T, C, 0);
+  if (ready) ready(0);
 }
 
 const float* CudaModel::logits_row(int64_t n) {
