@@ -44,6 +44,15 @@ class SerialComm final : public Comm {
                   std::span<const int64_t>) override {
     copy(in, out);
   }
+  void start_reduce_scatter_sum(std::span<const float> in, std::span<float> out,
+                                std::span<const int64_t> counts) override {
+    reduce_scatter_sum(in, out, counts);
+  }
+  void start_reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out,
+                                std::span<const int64_t> counts) override {
+    reduce_scatter_sum(in, out, counts);
+  }
+  void wait_all() override {}
   void barrier() override {}
   [[noreturn]] void abort(int code) override { std::exit(code); }
 

@@ -43,6 +43,19 @@ class Comm {
                                   std::span<const int64_t> counts) = 0;
   virtual void reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out,
                                   std::span<const int64_t> counts) = 0;
+  // The same reduce-scatter, started and left running, so that it overlaps
+  // the work that follows (the backward of the layers below, say): `in` must
+  // stay as it is and `out` unread until wait_all(). MPI: a nonblocking
+  // collective, moved along by later calls into MPI. NCCL: queued on a stream
+  // of its own after the work queued so far on the compute stream. Several may
+  // be in flight; no other collective is called until wait_all().
+  virtual void start_reduce_scatter_sum(std::span<const float> in, std::span<float> out,
+                                        std::span<const int64_t> counts) = 0;
+  virtual void start_reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out,
+                                        std::span<const int64_t> counts) = 0;
+  // Returns once every started collective is done (on the GPU: the work queued
+  // after this call on the compute stream waits for them).
+  virtual void wait_all() = 0;
   // all = every rank's `mine`, block after block.
   virtual void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) = 0;
   virtual void all_gather(std::span<const bf16> mine, std::span<bf16> all, std::span<const int64_t> counts) = 0;

@@ -94,6 +94,19 @@ class MpiComm final : public Comm {
   void reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out, std::span<const int64_t> counts) override {
     reduce_scatter(in, out, counts);
   }
+  void start_reduce_scatter_sum(std::span<const float> in, std::span<float> out,
+                                std::span<const int64_t> counts) override {
+    start_reduce_scatter(in, out, counts);
+  }
+  void start_reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out,
+                                std::span<const int64_t> counts) override {
+    start_reduce_scatter(in, out, counts);
+  }
+  void wait_all() override {
+    check(MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+    requests_.clear();
+    request_counts_.clear();
+  }
   void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
     gather(mine, all, counts);
   }
@@ -146,6 +159,21 @@ class MpiComm final : public Comm {
     check(MPI_Reduce_scatter(in.data(), out.data(), c.data(), type_of(in.data()), sum_of(in.data()), MPI_COMM_WORLD),
           "MPI_Reduce_scatter");
   }
+  // MPI reads the counts until the collective completes: they live in
+  // request_counts_ until wait_all(). Testing the requests lets MPI move the
+  // earlier ones along.
+  template <typename T>
+  void start_reduce_scatter(std::span<const T> in, std::span<T> out, std::span<const int64_t> counts) {
+    count_reduce_scatter(counts, sizeof(T));
+    request_counts_.push_back(ints(counts));
+    requests_.push_back(MPI_REQUEST_NULL);
+    check(MPI_Ireduce_scatter(in.data(), out.data(), request_counts_.back().data(), type_of(in.data()),
+                              sum_of(in.data()), MPI_COMM_WORLD, &requests_.back()),
+          "MPI_Ireduce_scatter");
+    int done = 0;
+    check(MPI_Testall(int(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+  }
+
   template <typename T>
   void gather(std::span<const T> mine, std::span<T> all, std::span<const int64_t> counts) {
     count_all_gather(counts, sizeof(T));
@@ -181,6 +209,8 @@ class MpiComm final : public Comm {
     for (int c : counts) out.push_back(as_count(at)), at += c;
     return out;
   }
+  std::vector<MPI_Request> requests_;           // started collectives, until wait_all()
+  std::vector<std::vector<int>> request_counts_;  // and their block counts
   int rank_ = 0, world_ = 1;
   MPI_Datatype bf16_type_ = MPI_DATATYPE_NULL;
   MPI_Op bf16_sum_ = MPI_OP_NULL;

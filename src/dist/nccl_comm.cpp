@@ -20,6 +20,12 @@
 // Everything runs on the legacy default stream, where the CUDA model, AdamW and
 // MatrixOps run: the kernels that read a result, and any cudaMemcpy of it to
 // the host, come after it on that stream, so no collective waits for the GPU.
+// Started reduce-scatters (start_reduce_scatter_sum) run on a side stream of
+// their own, each after an event recorded on the default stream when it was
+// started, and wait_all() makes the default stream wait for them: the gradients
+// of a layer travel while the backward of the layers below runs. Only started
+// collectives run between a start and wait_all(), so NCCL sees one order of
+// operations on every rank.
 // bytes_sent() counts every collective, on the GPU or the host, as MpiComm does.
 #include <nccl.h>
 
@@ -120,12 +126,20 @@ class GpuComm final : public Comm {
                                std::to_string(sizeof id));
     std::memcpy(&id, id_bytes.data(), sizeof id);
     NCCL_CHECK(ncclCommInitRank(&nccl_, host.world_size(), id, host.rank()));
+    // Started collectives' stream: non-blocking, so the legacy default stream
+    // does not wait for it (nor it for that stream) except through the events.
+    CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&queued_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&started_done_, cudaEventDisableTiming));
   }
   // Flushes this rank's NCCL work and frees it. Not while an exception unwinds
   // (the run failed, and the host Comm's abort comes next): the other ranks
   // would never join that teardown, and the process exit frees the GPU.
   ~GpuComm() override {
     if (nccl_ && std::uncaught_exceptions() == 0) ncclCommDestroy(nccl_);
+    cudaEventDestroy(started_done_);
+    cudaEventDestroy(queued_);
+    cudaStreamDestroy(side_stream_);
   }
   GpuComm(const GpuComm&) = delete;
   GpuComm& operator=(const GpuComm&) = delete;
@@ -136,6 +150,24 @@ class GpuComm final : public Comm {
   void all_reduce_sum(std::span<float> data) override { all_reduce(data); }
   void all_reduce_sum(std::span<double> data) override { all_reduce(data); }
   void all_reduce_sum(std::span<bf16> data) override { all_reduce(data); }
+  void start_reduce_scatter_sum(std::span<const float> in, std::span<float> out,
+                                std::span<const int64_t> counts) override {
+    reduce_scatter(in, out, counts, true);
+  }
+  void start_reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out,
+                                std::span<const int64_t> counts) override {
+    reduce_scatter(in, out, counts, true);
+  }
+  // The compute stream waits for the side stream's collectives; the host's are waited for here.
+  void wait_all() override {
+    if (host_started_) host_.wait_all();
+    if (device_started_) {
+      CUDA_CHECK(cudaEventRecord(started_done_, side_stream_));
+      CUDA_CHECK(cudaStreamWaitEvent(kStream, started_done_, 0));
+    }
+    host_started_ = device_started_ = false;
+  }
+
   void reduce_scatter_sum(std::span<const float> in, std::span<float> out, std::span<const int64_t> counts) override {
     reduce_scatter(in, out, counts);
   }
@@ -191,21 +223,32 @@ class GpuComm final : public Comm {
       NCCL_CHECK(ncclAllReduce(data.data(), data.data(), data.size(), type_of(data.data()), ncclSum, nccl_, kStream));
   }
 
+  // started: on the side stream, after the work queued so far on the compute stream (the event).
   template <typename T>
-  void reduce_scatter(std::span<const T> in, std::span<T> out, std::span<const int64_t> counts) {
+  void reduce_scatter(std::span<const T> in, std::span<T> out, std::span<const int64_t> counts, bool started = false) {
     const std::vector<int64_t> starts = block_starts("reduce_scatter_sum", counts, world_size());
     require_size("reduce_scatter_sum", "in", in.size(), starts.back());
     require_size("reduce_scatter_sum", "out", out.size(), counts[size_t(rank())]);
     const Memory memory =
         same_memory("reduce_scatter_sum", memory_of(in.data(), in.size()), memory_of(out.data(), out.size()));
     count_reduce_scatter(counts, sizeof(T));
-    if (memory == Memory::kHost) host_.reduce_scatter_sum(in, out, counts);
+    if (memory == Memory::kHost) {
+      if (!started) return host_.reduce_scatter_sum(in, out, counts);
+      host_.start_reduce_scatter_sum(in, out, counts);
+      host_started_ = true;
+    }
     if (memory != Memory::kDevice) return;
+    cudaStream_t stream = kStream;
+    if (started) {
+      CUDA_CHECK(cudaEventRecord(queued_, kStream));
+      CUDA_CHECK(cudaStreamWaitEvent(side_stream_, queued_, 0));
+      stream = side_stream_, device_started_ = true;
+    }
     NCCL_CHECK(ncclGroupStart());
     for (int r = 0; r < world_size(); r++)
       if (counts[size_t(r)] > 0)
         NCCL_CHECK(ncclReduce(in.data() + starts[size_t(r)], r == rank() ? out.data() : nullptr,
-                              size_t(counts[size_t(r)]), type_of(in.data()), ncclSum, r, nccl_, kStream));
+                              size_t(counts[size_t(r)]), type_of(in.data()), ncclSum, r, nccl_, stream));
     NCCL_CHECK(ncclGroupEnd());
   }
 
@@ -271,6 +314,10 @@ class GpuComm final : public Comm {
 
   Comm& host_;
   ncclComm_t nccl_ = nullptr;
+  cudaStream_t side_stream_ = nullptr;     // started collectives
+  cudaEvent_t queued_ = nullptr;           // the compute stream's work before one
+  cudaEvent_t started_done_ = nullptr;     // the side stream's work before wait_all()
+  bool host_started_ = false, device_started_ = false;
 };
 
 }  // namespace

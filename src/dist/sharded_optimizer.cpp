@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
@@ -118,75 +119,111 @@ class ShardedOptimizer final : public Optimizer {
   std::vector<int64_t> selected_;  // and as the ops take them
 };
 
-// The reduce-scatter of gradients: every rank's parts, whole, in rank order;
-// each rank keeps the mean of its own and returns the global norm. Gradients
-// that stay local (the matrices under compressed sync, averaged later only
-// where selected) count with each rank's own values: their sum over ranks is
-// not the averaged gradient's norm, but a NaN or Inf anywhere shows in it.
-// In bf16 (dist.grad_dtype) the parts are rounded to bf16 as they are packed,
-// summed in bf16 and widened back to fp32 before the mean: half the bytes, for
-// a relative error of up to 2^-8 on each gradient value as it is packed and on
-// each partial sum (comm.h).
+// The reduce-scatter of gradients, each rank keeping the mean of the parts it
+// updates, in buckets by where the backward finishes them (GradientsReady,
+// gpt.h): bucket k holds the parts at offsets in [froms[k], froms[k - 1]).
+// As the backward reports a stretch final, its buckets are packed (every
+// rank's parts, in rank order) and their reduce-scatter started, so they
+// travel while the backward of the layers below runs; finish() starts any
+// bucket not yet reported, waits for all, averages and returns the global
+// norm. Gradients that stay local (the matrices under compressed sync,
+// averaged later only where selected) count in the norm with each rank's own
+// values: their sum over ranks is not the averaged gradient's norm, but a NaN
+// or Inf anywhere shows in it. in_bf16: the gradients travel rounded to bf16.
 class GradientReduceScatter {
  public:
-  GradientReduceScatter(Comm& comm, std::shared_ptr<MatrixOps> ops, std::vector<std::vector<Part>> parts,
-                        std::vector<ParamSlice> local, bool in_bf16)
-      : comm_(comm),
-        ops_(std::move(ops)),
-        parts_(std::move(parts)),
-        local_(std::move(local)),
-        counts_(block_counts(parts_, true)),
-        total_(std::accumulate(counts_.begin(), counts_.end(), int64_t(0))),
-        mine_count_(counts_[size_t(comm_.rank())]),
-        in_bf16_(in_bf16),
-        send_(in_bf16 ? nullptr : ops_->allocate(total_)),
-        send_bf16_(in_bf16 ? ops_->allocate_bf16(total_) : nullptr),
-        mine_bf16_(in_bf16 ? ops_->allocate_bf16(mine_count_) : nullptr),
-        mine_(ops_->allocate(mine_count_)) {}
-
-  double operator()(std::span<float> grads) {
-    int64_t at = 0;
-    for (const auto& rank_parts : parts_)
-      for (const Part& p : rank_parts) {
-        if (in_bf16_) ops_->copy_to_bf16(p.length, grads.data() + p.offset, send_bf16_ + at);
-        else ops_->copy(p.length, grads.data() + p.offset, send_ + at);
-        at += p.length;
-      }
-    if (in_bf16_) {
-      comm_.reduce_scatter_sum({send_bf16_, size_t(total_)}, {mine_bf16_, size_t(mine_count_)}, counts_);
-      ops_->copy_from_bf16(mine_count_, mine_bf16_, mine_);
-    } else {
-      comm_.reduce_scatter_sum({send_, size_t(total_)}, {mine_, size_t(mine_count_)}, counts_);
+  GradientReduceScatter(Comm& comm, std::shared_ptr<MatrixOps> ops, const std::vector<std::vector<Part>>& parts,
+                        std::vector<int64_t> froms, std::vector<ParamSlice> local, bool in_bf16)
+      : comm_(comm), ops_(std::move(ops)), local_(std::move(local)), in_bf16_(in_bf16) {
+    const int ranks = comm_.world_size();
+    int64_t send_total = 0, mine_total = 0;
+    for (size_t k = 0; k < froms.size(); k++) {
+      Bucket bucket{froms[k], std::vector<std::vector<Part>>(size_t(ranks)), std::vector<int64_t>(size_t(ranks), 0),
+                    send_total, mine_total};
+      const int64_t until = k == 0 ? std::numeric_limits<int64_t>::max() : froms[k - 1];
+      for (int r = 0; r < ranks; r++)
+        for (const Part& p : parts[size_t(r)])
+          if (p.offset >= froms[k] && p.offset < until) bucket.parts[size_t(r)].push_back(p), bucket.counts[size_t(r)] += p.length;
+      send_total += std::accumulate(bucket.counts.begin(), bucket.counts.end(), int64_t(0));
+      mine_total += bucket.counts[size_t(comm_.rank())];
+      buckets_.push_back(std::move(bucket));
     }
-    const float inverse = 1.0f / float(comm_.world_size());
-    double sum_squares = 0;
-    const float* in = mine_;
-    for (const Part& p : parts_[size_t(comm_.rank())]) {
-      ops_->axpby(p.length, inverse, in, 0.0f, grads.data() + p.offset);  // the mean over ranks
-      sum_squares += ops_->sum_squares(p.length, grads.data() + p.offset);
-      in += p.length;
+    mine_count_ = mine_total;
+    if (in_bf16_) send_bf16_ = ops_->allocate_bf16(send_total), mine_bf16_ = ops_->allocate_bf16(mine_total);
+    else send_ = ops_->allocate(send_total);
+    mine_ = ops_->allocate(mine_total);
+  }
+
+  // The backward's report: every gradient at or past `from` is final.
+  void ready(std::span<const float> grads, int64_t from) {
+    for (Bucket& bucket : buckets_)
+      if (!bucket.started && bucket.from >= from) start(bucket, grads);
+  }
+
+  double finish(std::span<float> grads) {
+    for (Bucket& bucket : buckets_)
+      if (!bucket.started) start(bucket, grads);
+    comm_.wait_all();
+    for (Bucket& bucket : buckets_) bucket.started = false;
+    if (in_bf16_) ops_->copy_from_bf16(mine_count_, mine_bf16_, mine_);
+    // The mean over ranks, in place; its squares in one sum; then into the gradients.
+    ops_->scale(mine_count_, 1.0f / float(comm_.world_size()), mine_);
+    double sum_squares = ops_->sum_squares(mine_count_, mine_);
+    for (const Bucket& bucket : buckets_) {
+      const float* in = mine_ + bucket.mine_at;
+      for (const Part& p : bucket.parts[size_t(comm_.rank())]) {
+        ops_->copy(p.length, in, grads.data() + p.offset);
+        in += p.length;
+      }
     }
     for (const ParamSlice& slice : local_) sum_squares += ops_->sum_squares(slice.numel, grads.data() + slice.offset);
     return std::sqrt(comm_.sum_over_ranks(sum_squares));
   }
 
  private:
+  struct Bucket {
+    int64_t from;
+    std::vector<std::vector<Part>> parts;  // per rank
+    std::vector<int64_t> counts;           // per rank: the values of its parts
+    int64_t send_at, mine_at;              // where the bucket lies in the send and receive buffers
+    bool started = false;
+  };
+
+  void start(Bucket& bucket, std::span<const float> grads) {
+    bucket.started = true;
+    const int64_t total = std::accumulate(bucket.counts.begin(), bucket.counts.end(), int64_t(0));
+    if (total == 0) return;
+    int64_t at = bucket.send_at;
+    for (const std::vector<Part>& rank_parts : bucket.parts)
+      for (const Part& p : rank_parts) {
+        if (in_bf16_) ops_->copy_to_bf16(p.length, grads.data() + p.offset, send_bf16_ + at);
+        else ops_->copy(p.length, grads.data() + p.offset, send_ + at);
+        at += p.length;
+      }
+    const size_t mine = size_t(bucket.counts[size_t(comm_.rank())]);
+    if (in_bf16_)
+      comm_.start_reduce_scatter_sum({send_bf16_ + bucket.send_at, size_t(total)}, {mine_bf16_ + bucket.mine_at, mine},
+                                     bucket.counts);
+    else
+      comm_.start_reduce_scatter_sum({send_ + bucket.send_at, size_t(total)}, {mine_ + bucket.mine_at, mine},
+                                     bucket.counts);
+  }
+
   Comm& comm_;
   std::shared_ptr<MatrixOps> ops_;
-  std::vector<std::vector<Part>> parts_;
+  std::vector<Bucket> buckets_;
   std::vector<ParamSlice> local_;
-  std::vector<int64_t> counts_;
-  int64_t total_, mine_count_;
   bool in_bf16_;
-  float* send_;                     // fp32: the packed parts
-  bf16 *send_bf16_, *mine_bf16_;    // bf16: the packed parts, and this rank's sums
-  float* mine_;                     // this rank's sums in fp32
+  int64_t mine_count_ = 0;
+  float* send_ = nullptr;                             // fp32: the packed parts
+  bf16 *send_bf16_ = nullptr, *mine_bf16_ = nullptr;  // bf16: the packed parts, and this rank's sums
+  float* mine_ = nullptr;                             // this rank's sums, then their mean
 };
 
 }  // namespace
 
 DistributedOptimizer make_distributed_optimizer(const Config& config, const GptLayout& layout, Comm& comm) {
-  if (comm.world_size() == 1) return {make_optimizer(config, layout), {}};
+  if (comm.world_size() == 1) return {make_optimizer(config, layout), {}, {}};
   const bool matrix_optimizer = config.optim.matrix != "adamw";
   const ShardPlan plan = plan_shards(layout, matrix_optimizer, comm.world_size());
   std::vector<std::vector<Part>> parts(size_t(comm.world_size()));
@@ -228,14 +265,18 @@ DistributedOptimizer make_distributed_optimizer(const Config& config, const GptL
   std::vector<ParamSlice> local;  // compressed sync: the matrices, whose gradients are never averaged whole
   if (compressed)
     for (const MatrixParam& m : matrices) local.push_back({m.name, m.offset, m.rows * m.cols});
-  auto reducer =
-      std::make_shared<GradientReduceScatter>(comm, ops, parts, std::move(local), config.dist.grad_dtype == "bf16");
+  // The stretches the backward reports final, in its order: the head, each block from the last, the embeddings.
+  std::vector<int64_t> froms(layout.block_starts.rbegin(), layout.block_starts.rend());
+  froms.push_back(0);
+  auto reducer = std::make_shared<GradientReduceScatter>(comm, ops, parts, std::move(froms), std::move(local),
+                                                         config.dist.grad_dtype == "bf16");
   return {std::make_unique<ShardedOptimizer>(
               comm, ops,
               make_optimizer_over(config, std::move(matrices), std::move(matrix_slices), std::move(other_slices),
                                   std::move(average)),
               std::move(parts), config.optim),
-          [reducer](std::span<float> grads) { return (*reducer)(grads); }};
+          [reducer](std::span<const float> grads, int64_t from) { reducer->ready(grads, from); },
+          [reducer](std::span<float> grads) { return reducer->finish(grads); }};
 }
 
 }  // namespace llmdion

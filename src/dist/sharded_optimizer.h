@@ -11,7 +11,10 @@
 //
 // Gradients travel the other way by reduce-scatter over a buffer laid out by
 // owner: each rank receives the sum of only the gradients it updates, in fp32
-// or (dist.grad_dtype: bf16) in bf16, half the bytes.
+// or (dist.grad_dtype: bf16) in bf16, half the bytes. It goes in buckets, one
+// per stretch the backward reports final (the head, each block, the
+// embeddings), each started as soon as it is reported, so the gradients of a
+// layer travel while the backward of the layers below runs.
 #pragma once
 
 #include <functional>
@@ -27,6 +30,10 @@ namespace llmdion {
 
 struct DistributedOptimizer {
   std::unique_ptr<Optimizer> optimizer;
+  // For the model's last backward of a step (Model::backward's GradientsReady):
+  // starts the reduction of each stretch of gradients it reports final, so it
+  // overlaps the rest of the backward. Empty with one rank.
+  std::function<void(std::span<const float> grads, int64_t from)> gradients_ready;
   // Averages over the ranks the gradients this rank's optimizer reads and
   // returns the global norm of the averaged gradient (sum over ranks of each
   // rank's share). Empty with one rank: the gradients are already whole.

@@ -265,13 +265,17 @@ int run_training(const Config& given, Comm& host_comm) {
     for (int64_t m = 0; m < grad_accum; m++) {
       train_data.next_batch(inputs.data(), targets.data());
       loss_sum += model->forward(inputs.data(), targets.data());
-      model->backward(1.0f / float(grad_accum));
+      // Data parallel: the last backward starts the gradients' reduction as it finishes them.
+      const bool last = m + 1 == grad_accum && distributed.gradients_ready;
+      model->backward(1.0f / float(grad_accum), last ? GradientsReady([&](int64_t from) {
+        distributed.gradients_ready(model->grads(), from);
+      }) : GradientsReady());
     }
-    // Data parallel: the loss of the global batch, and the mean gradient of
-    // what this rank updates (sharded_optimizer.h), with its global norm.
-    const double train_loss = comm.sum_over_ranks(loss_sum / double(grad_accum)) / double(comm.world_size());
+    // The mean gradient of what this rank updates (sharded_optimizer.h), with
+    // its global norm; then the loss of the global batch.
     const double grad_norm =
         distributed.reduce_gradients ? distributed.reduce_gradients(model->grads()) : model->grad_norm();
+    const double train_loss = comm.sum_over_ranks(loss_sum / double(grad_accum)) / double(comm.world_size());
     const double lr_scale = lr_multiplier(config.schedule, step, steps);
     const bool finite = std::isfinite(train_loss) && std::isfinite(grad_norm);
     if (!finite && !config.train.skip_nonfinite)

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <numeric>
+#include <tuple>
 
 #include "core/rng.h"
 #include "dist/comm.h"
@@ -199,6 +200,36 @@ TEST(CommBf16, reduce_scatter_gives_each_rank_the_sum_of_its_block) {
 
   comm->reduce_scatter_sum(random_bf16_input_of(comm->rank(), total, 14), mine, counts);
   expect_bf16_sums(mine, exact_sums([&](int r) { return random_bf16_input_of(r, total, 14); }, start, my_count));
+}
+
+// Started reduce-scatters, three in flight at once (one of them bf16, one with
+// an empty block), then wait_all(): each rank's blocks hold the sums.
+TEST(Comm, started_reduce_scatters_in_flight_together_give_the_sums) {
+  const std::vector<int64_t> counts = block_counts();
+  std::vector<int64_t> with_empty = counts;
+  with_empty[0] = 0;
+  const int me = comm->rank();
+  auto total = [](const std::vector<int64_t>& c) { return std::accumulate(c.begin(), c.end(), int64_t(0)); };
+  auto start_of = [&](const std::vector<int64_t>& c) { return std::accumulate(c.begin(), c.begin() + me, int64_t(0)); };
+  const std::vector<float> in_a = input_of(me, total(counts), 21), in_b = input_of(me, total(with_empty), 22);
+  const std::vector<bf16> in_c = exact_bf16_input_of(me, total(counts), 23);
+  std::vector<float> a(static_cast<size_t>(counts[size_t(me)]), -1.0f), b(static_cast<size_t>(with_empty[size_t(me)]), -1.0f);
+  std::vector<bf16> c(a.size(), round_to_bf16(-1.0f));
+  comm->start_reduce_scatter_sum(in_a, a, counts);
+  comm->start_reduce_scatter_sum(in_b, b, with_empty);
+  comm->start_reduce_scatter_sum(in_c, c, counts);
+  comm->wait_all();
+  using Case = std::tuple<const std::vector<float>*, const std::vector<int64_t>*, int>;
+  for (const auto& [got, c_counts, salt] : {Case{&a, &counts, 21}, Case{&b, &with_empty, 22}})
+    for (size_t i = 0; i < got->size(); i++) {
+      float expected = 0;
+      for (int r = 0; r < comm->world_size(); r++)
+        expected += input_of(r, total(*c_counts), uint64_t(salt))[size_t(start_of(*c_counts)) + i];
+      EXPECT_EQ((*got)[i], expected) << "salt " << salt << ", value " << i;
+    }
+  const ExactSums want =
+      exact_sums([&](int r) { return exact_bf16_input_of(r, total(counts), 23); }, start_of(counts), int64_t(c.size()));
+  EXPECT_EQ(widened(c), std::vector<float>(want.sum.begin(), want.sum.end()));
 }
 
 TEST(CommBf16, all_gather_concatenates_every_ranks_block) {

@@ -120,6 +120,37 @@ TEST(CudaModel, loss_and_every_gradient_match_the_cpu_backend) {
 }
 
 // What sampling and evaluation read: the logits of a forward without targets, a row at a time.
+// The backward's reports (gpt.h), as on the CPU (tests/model/test_cpu_gpt.cpp):
+// the same offsets in the same order, and at each report the gradients at or
+// past `from` already final once the queued work is done (the copy waits for it).
+TEST(CudaModel, reports_each_stretch_of_gradients_once_it_is_final) {
+  LLMDION_REQUIRE_GPU();
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    auto [cpu, gpu] = twin_models(c, 9);
+    const std::vector<int32_t> inputs = test::random_tokens(int(c.B * c.T), c.shape.vocab_size, 3);
+    const std::vector<int32_t> targets = test::random_tokens(int(c.B * c.T), c.shape.vocab_size, 4);
+    gpu->zero_grads();
+    gpu->forward(inputs.data(), targets.data());
+    std::vector<int64_t> reported;
+    std::vector<std::vector<float>> snapshots;
+    gpu->backward(1.0f, [&](int64_t from) {
+      reported.push_back(from);
+      snapshots.emplace_back(gpu->layout().num_params);
+      gpu->copy_grads_to_host(snapshots.back());
+    });
+    std::vector<float> final_grads(gpu->layout().num_params);
+    gpu->copy_grads_to_host(final_grads);
+    const std::vector<int64_t>& starts = gpu->layout().block_starts;
+    std::vector<int64_t> expected(starts.rbegin(), starts.rend());
+    expected.push_back(0);
+    ASSERT_EQ(reported, expected);
+    for (size_t r = 0; r < reported.size(); r++)
+      for (int64_t i = reported[r]; i < int64_t(final_grads.size()); i++)
+        ASSERT_EQ(snapshots[r][size_t(i)], final_grads[size_t(i)]) << "report " << r << ": gradient " << i;
+  }
+}
+
 TEST(CudaModel, logits_rows_match_the_cpu_backend) {
   LLMDION_REQUIRE_GPU();
   for (const Case& c : cases()) {

@@ -71,6 +71,15 @@ class RecordingComm final : public Comm {
                           std::span<const int64_t> counts) override {
     note("reduce_scatter_sum"), inner_.reduce_scatter_sum(in, out, counts);
   }
+  void start_reduce_scatter_sum(std::span<const float> in, std::span<float> out,
+                                std::span<const int64_t> counts) override {
+    note("start_reduce_scatter_sum"), inner_.start_reduce_scatter_sum(in, out, counts);
+  }
+  void start_reduce_scatter_sum(std::span<const HostBf16> in, std::span<HostBf16> out,
+                                std::span<const int64_t> counts) override {
+    note("start_reduce_scatter_sum"), inner_.start_reduce_scatter_sum(in, out, counts);
+  }
+  void wait_all() override { note("wait_all"), inner_.wait_all(); }
   void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
     note("all_gather"), inner_.all_gather(mine, all, counts);
   }
@@ -157,6 +166,36 @@ TEST_F(GpuComm, reduce_scatter_of_uneven_gpu_blocks_equals_the_host_comms) {
   EXPECT_EQ(out.download(), want);
   EXPECT_EQ(device_in.download(), in) << "reduce_scatter_sum wrote into its input";
   EXPECT_EQ(host_calls(), std::vector<std::string>{});
+}
+
+// Started reduce-scatters on the side stream: each queued after the copy that
+// fills its input on the compute stream, two in flight, then wait_all() and a
+// read on the compute stream; the same on host buffers goes to the host Comm.
+TEST_F(GpuComm, started_reduce_scatters_wait_for_their_inputs_and_equal_the_host_comms) {
+  LLMDION_REQUIRE_GPU();
+  Comm& comm = gpu_comm();
+  const std::vector<int64_t> counts = uneven_counts(comm.world_size());
+  const size_t my_count = size_t(counts[size_t(comm.rank())]);
+  const std::vector<float> in_a = input_of(comm.rank(), total_of(counts), 31), in_b = input_of(comm.rank(), total_of(counts), 32);
+  std::vector<float> want_a(my_count), want_b(my_count);
+  host().reduce_scatter_sum(in_a, want_a, counts);
+  host().reduce_scatter_sum(in_b, want_b, counts);
+  DeviceArray<float> device_a(in_a.size()), device_b(in_b.size()), out_a(my_count), out_b(my_count);
+  device_a.poison(), device_b.poison(), out_a.poison(), out_b.poison();
+  CUDA_CHECK(cudaMemcpyAsync(device_a.ptr, in_a.data(), in_a.size() * sizeof(float), cudaMemcpyHostToDevice, nullptr));
+  comm.start_reduce_scatter_sum(span_of(device_a), span_of(out_a), counts);
+  CUDA_CHECK(cudaMemcpyAsync(device_b.ptr, in_b.data(), in_b.size() * sizeof(float), cudaMemcpyHostToDevice, nullptr));
+  comm.start_reduce_scatter_sum(span_of(device_b), span_of(out_b), counts);
+  comm.wait_all();
+  EXPECT_EQ(out_a.download(), want_a);
+  EXPECT_EQ(out_b.download(), want_b);
+  EXPECT_EQ(host_calls(), std::vector<std::string>{});
+
+  std::vector<float> host_out(my_count, -1.0f);
+  comm.start_reduce_scatter_sum(in_a, host_out, counts);
+  comm.wait_all();
+  EXPECT_EQ(host_out, want_a);
+  EXPECT_EQ(host_calls(), (std::vector<std::string>{"start_reduce_scatter_sum", "wait_all"}));
 }
 
 TEST_F(GpuComm, all_gather_of_uneven_gpu_blocks_equals_the_host_comms) {
