@@ -53,6 +53,10 @@ class Comm {
                                         std::span<const int64_t> counts) = 0;
   virtual void start_reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out,
                                         std::span<const int64_t> counts) = 0;
+  // The fp32 all-gather (below), started and left running likewise: `mine`
+  // unchanged and `all` unread until wait_all().
+  virtual void start_all_gather(std::span<const float> mine, std::span<float> all,
+                                std::span<const int64_t> counts) = 0;
   // Returns once every started collective is done (on the GPU: the work queued
   // after this call on the compute stream waits for them).
   virtual void wait_all() = 0;

@@ -102,6 +102,18 @@ class MpiComm final : public Comm {
                                 std::span<const int64_t> counts) override {
     start_reduce_scatter(in, out, counts);
   }
+  void start_all_gather(std::span<const float> mine, std::span<float> all,
+                        std::span<const int64_t> counts) override {
+    count_all_gather(counts, sizeof(float));
+    request_counts_.push_back(ints(counts));
+    request_counts_.push_back(offsets(request_counts_.back()));
+    const std::vector<int>& c = request_counts_[request_counts_.size() - 2];
+    requests_.push_back(MPI_REQUEST_NULL);
+    check(MPI_Iallgatherv(mine.data(), as_count(int64_t(mine.size())), MPI_FLOAT, all.data(), c.data(),
+                          request_counts_.back().data(), MPI_FLOAT, MPI_COMM_WORLD, &requests_.back()),
+          "MPI_Iallgatherv");
+    progress();
+  }
   void wait_all() override {
     check(MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
     requests_.clear();
@@ -160,8 +172,8 @@ class MpiComm final : public Comm {
           "MPI_Reduce_scatter");
   }
   // MPI reads the counts until the collective completes: they live in
-  // request_counts_ until wait_all(). Testing the requests lets MPI move the
-  // earlier ones along.
+  // request_counts_ until wait_all(). Testing the requests (progress()) lets
+  // MPI move the earlier ones along.
   template <typename T>
   void start_reduce_scatter(std::span<const T> in, std::span<T> out, std::span<const int64_t> counts) {
     count_reduce_scatter(counts, sizeof(T));
@@ -170,6 +182,9 @@ class MpiComm final : public Comm {
     check(MPI_Ireduce_scatter(in.data(), out.data(), request_counts_.back().data(), type_of(in.data()),
                               sum_of(in.data()), MPI_COMM_WORLD, &requests_.back()),
           "MPI_Ireduce_scatter");
+    progress();
+  }
+  void progress() {
     int done = 0;
     check(MPI_Testall(int(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
   }
@@ -210,7 +225,7 @@ class MpiComm final : public Comm {
     return out;
   }
   std::vector<MPI_Request> requests_;           // started collectives, until wait_all()
-  std::vector<std::vector<int>> request_counts_;  // and their block counts
+  std::vector<std::vector<int>> request_counts_;  // and their block counts (and displacements)
   int rank_ = 0, world_ = 1;
   MPI_Datatype bf16_type_ = MPI_DATATYPE_NULL;
   MPI_Op bf16_sum_ = MPI_OP_NULL;

@@ -20,12 +20,13 @@
 // Everything runs on the legacy default stream, where the CUDA model, AdamW and
 // MatrixOps run: the kernels that read a result, and any cudaMemcpy of it to
 // the host, come after it on that stream, so no collective waits for the GPU.
-// Started reduce-scatters (start_reduce_scatter_sum) run on a side stream of
-// their own, each after an event recorded on the default stream when it was
-// started, and wait_all() makes the default stream wait for them: the gradients
-// of a layer travel while the backward of the layers below runs. Only started
-// collectives run between a start and wait_all(), so NCCL sees one order of
-// operations on every rank.
+// Started collectives (start_reduce_scatter_sum, start_all_gather) run on a
+// side stream of their own, each after an event recorded on the default stream
+// when it was started, and wait_all() makes the default stream wait for them:
+// the gradients of a layer travel while the backward of the layers below runs,
+// the weights of one shape of matrices while the next shape is orthonormalized.
+// Only started collectives run between a start and wait_all(), so NCCL sees one
+// order of operations on every rank.
 // bytes_sent() counts every collective, on the GPU or the host, as MpiComm does.
 #include <nccl.h>
 
@@ -35,6 +36,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/cuda/check.h"
@@ -177,6 +179,10 @@ class GpuComm final : public Comm {
   void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
     gather(mine, all, counts);
   }
+  void start_all_gather(std::span<const float> mine, std::span<float> all,
+                        std::span<const int64_t> counts) override {
+    gather(mine, all, counts, true);
+  }
   void all_gather(std::span<const bf16> mine, std::span<bf16> all, std::span<const int64_t> counts) override {
     gather(mine, all, counts);
   }
@@ -223,7 +229,15 @@ class GpuComm final : public Comm {
       NCCL_CHECK(ncclAllReduce(data.data(), data.data(), data.size(), type_of(data.data()), ncclSum, nccl_, kStream));
   }
 
-  // started: on the side stream, after the work queued so far on the compute stream (the event).
+  // The side stream, made to wait for the work queued so far on the compute stream.
+  cudaStream_t side_stream_after_queued_work() {
+    CUDA_CHECK(cudaEventRecord(queued_, kStream));
+    CUDA_CHECK(cudaStreamWaitEvent(side_stream_, queued_, 0));
+    device_started_ = true;
+    return side_stream_;
+  }
+
+  // started: on the side stream, after the work queued so far on the compute stream.
   template <typename T>
   void reduce_scatter(std::span<const T> in, std::span<T> out, std::span<const int64_t> counts, bool started = false) {
     const std::vector<int64_t> starts = block_starts("reduce_scatter_sum", counts, world_size());
@@ -238,12 +252,7 @@ class GpuComm final : public Comm {
       host_started_ = true;
     }
     if (memory != Memory::kDevice) return;
-    cudaStream_t stream = kStream;
-    if (started) {
-      CUDA_CHECK(cudaEventRecord(queued_, kStream));
-      CUDA_CHECK(cudaStreamWaitEvent(side_stream_, queued_, 0));
-      stream = side_stream_, device_started_ = true;
-    }
+    const cudaStream_t stream = started ? side_stream_after_queued_work() : kStream;
     NCCL_CHECK(ncclGroupStart());
     for (int r = 0; r < world_size(); r++)
       if (counts[size_t(r)] > 0)
@@ -253,21 +262,26 @@ class GpuComm final : public Comm {
   }
 
   template <typename T>
-  void gather(std::span<const T> mine, std::span<T> all, std::span<const int64_t> counts) {
+  void gather(std::span<const T> mine, std::span<T> all, std::span<const int64_t> counts, bool started = false) {
     const std::vector<int64_t> starts = block_starts("all_gather", counts, world_size());
     require_size("all_gather", "mine", mine.size(), counts[size_t(rank())]);
     require_size("all_gather", "all", all.size(), starts.back());
     const Memory memory =
         same_memory("all_gather", memory_of(mine.data(), mine.size()), memory_of(all.data(), all.size()));
     count_all_gather(counts, sizeof(T));
-    if (memory == Memory::kHost) host_.all_gather(mine, all, counts);
+    if (memory == Memory::kHost) {
+      if (!started) return host_.all_gather(mine, all, counts);
+      if constexpr (std::is_same_v<T, float>) host_.start_all_gather(mine, all, counts);  // only fp32 is started
+      host_started_ = true;
+    }
     if (memory != Memory::kDevice) return;
+    const cudaStream_t stream = started ? side_stream_after_queued_work() : kStream;
     NCCL_CHECK(ncclGroupStart());
     for (int r = 0; r < world_size(); r++) {
       if (counts[size_t(r)] == 0) continue;
       T* block = all.data() + starts[size_t(r)];
       NCCL_CHECK(ncclBroadcast(r == rank() ? mine.data() : block, block, size_t(counts[size_t(r)]), type_of(block), r,
-                               nccl_, kStream));
+                               nccl_, stream));
     }
     NCCL_CHECK(ncclGroupEnd());
   }

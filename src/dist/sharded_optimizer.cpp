@@ -4,9 +4,12 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
+#include <utility>
 
 #include "dist/shard_plan.h"
 #include "optim/dion2.h"
@@ -29,55 +32,98 @@ struct Part {
   }
 };
 
-// Per rank, the values its parts put in one collective: the weight messages,
-// or (whole) the full stretches, as gradients travel.
-std::vector<int64_t> block_counts(const std::vector<std::vector<Part>>& parts, bool whole) {
-  std::vector<int64_t> counts;
-  for (const auto& rank_parts : parts) {
-    int64_t n = 0;
-    for (const Part& p : rank_parts) n += whole ? p.length : p.message();
-    counts.push_back(n);
-  }
-  return counts;
-}
-
+// The weights' all-gather goes in rounds: one per matrix shape, in the order
+// the matrix optimizer steps its shape groups (shape_groups(): (rows, cols)
+// order), then one for the AdamW pieces, which step last. Round k carries every
+// rank's parts of its kind. A rank starts a round once the step has updated all
+// its own parts of it (ParamsUpdated) and every earlier round has started, so
+// the weights of one shape travel while the next shape is orthonormalized; all
+// ranks start the rounds in the same order.
 class ShardedOptimizer final : public Optimizer {
  public:
   ShardedOptimizer(Comm& comm, std::shared_ptr<MatrixOps> ops, std::unique_ptr<Optimizer> local,
-                   std::vector<std::vector<Part>> parts, const OptimConfig& config)
-      : comm_(comm),
-        ops_(std::move(ops)),
-        local_(std::move(local)),
-        parts_(std::move(parts)),
-        config_(config),
-        counts_(block_counts(parts_, false)),
-        send_(ops_->allocate(counts_[size_t(comm_.rank())])),
-        receive_(ops_->allocate(std::accumulate(counts_.begin(), counts_.end(), int64_t(0)))) {}
+                   const std::vector<std::vector<Part>>& parts, const OptimConfig& config)
+      : comm_(comm), ops_(std::move(ops)), local_(std::move(local)), config_(config) {
+    const int ranks = comm_.world_size(), me = comm_.rank();
+    // A part's round: its matrix shape, or after every shape for AdamW's (rows 0).
+    auto kind = [](const Part& p) {
+      constexpr int64_t kLast = std::numeric_limits<int64_t>::max();
+      return p.rows == 0 ? std::pair{kLast, kLast} : std::pair{p.rows, p.cols};
+    };
+    std::map<std::pair<int64_t, int64_t>, Round> by_kind;
+    for (int r = 0; r < ranks; r++)
+      for (const Part& p : parts[size_t(r)]) {
+        Round& round = by_kind[kind(p)];
+        round.parts.resize(size_t(ranks)), round.counts.resize(size_t(ranks), 0);
+        round.parts[size_t(r)].push_back(p), round.counts[size_t(r)] += p.message();
+      }
+    int64_t send_at = 0, receive_at = 0;
+    for (auto& [key, round] : by_kind) {
+      round.send_at = send_at, round.receive_at = receive_at;
+      send_at += round.counts[size_t(me)];
+      receive_at += std::accumulate(round.counts.begin(), round.counts.end(), int64_t(0));
+      for (const Part& p : round.parts[size_t(me)]) round_of_offset_[p.offset] = rounds_.size();
+      rounds_.push_back(std::move(round));
+    }
+    sent_per_step_ = send_at;
+    send_ = ops_->allocate(send_at);
+    receive_ = ops_->allocate(receive_at);
+  }
 
-  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override {
-    local_->step(params, grads, lr_scale, update_count);
-    float* out = send_;
-    for (const Part& p : parts_[size_t(comm_.rank())]) out = pack(p, params.data(), out);
-    const int64_t total = std::accumulate(counts_.begin(), counts_.end(), int64_t(0));
-    comm_.all_gather({send_, size_t(counts_[size_t(comm_.rank())])}, {receive_, size_t(total)}, counts_);
+  using Optimizer::step;
+  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count,
+            const ParamsUpdated&) override {
+    const size_t me = size_t(comm_.rank());
+    for (Round& round : rounds_) round.waiting = int64_t(round.parts[me].size());
+    size_t next = 0;  // the first round not started
+    auto start_ready_rounds = [&] {
+      for (; next < rounds_.size() && rounds_[next].waiting == 0; next++) start(rounds_[next], params.data());
+    };
+    start_ready_rounds();  // rounds with nothing of this rank's
+    local_->step(params, grads, lr_scale, update_count, [&](int64_t offset) {
+      const auto found = round_of_offset_.find(offset);
+      if (found == round_of_offset_.end()) return;  // not sent (compressed sync's matrices)
+      rounds_[found->second].waiting--;
+      start_ready_rounds();
+    });
+    for (; next < rounds_.size(); next++) start(rounds_[next], params.data());
+    comm_.wait_all();
     // Dion2's decay, as Dion2::step computes it.
     const float keep = weight_decay_factor(float(config_.lr * lr_scale), config_.weight_decay);
-    const float* in = receive_;
-    for (int rank = 0; rank < comm_.world_size(); rank++)
-      for (const Part& p : parts_[size_t(rank)]) {
-        if (rank != comm_.rank()) unpack(p, in, params.data(), keep);
-        in += p.message();
-      }
+    for (const Round& round : rounds_) {
+      const float* in = receive_ + round.receive_at;
+      for (size_t rank = 0; rank < round.parts.size(); rank++)
+        for (const Part& p : round.parts[rank]) {
+          if (rank != me) unpack(p, in, params.data(), keep);
+          in += p.message();
+        }
+    }
   }
   std::vector<OptimizerState> state() override { return local_->state(); }
   std::string describe() const override {
     std::ostringstream out;
     out << local_->describe() << " [rank " << comm_.rank() << " of " << comm_.world_size() << ": sends "
-        << counts_[size_t(comm_.rank())] << " values a step of what it updates, and holds their state]";
+        << sent_per_step_ << " values a step of what it updates in " << rounds_.size()
+        << " gathers, and holds their state]";
     return out.str();
   }
 
  private:
+  struct Round {
+    std::vector<std::vector<Part>> parts;  // per rank
+    std::vector<int64_t> counts;           // per rank: its parts' messages
+    int64_t send_at = 0, receive_at = 0;   // this rank's block in send_; the round in receive_
+    int64_t waiting = 0;                   // this rank's parts of it the step has yet to update
+  };
+
+  void start(const Round& round, const float* params) {
+    float* out = send_ + round.send_at;
+    for (const Part& p : round.parts[size_t(comm_.rank())]) out = pack(p, params, out);
+    const int64_t total = std::accumulate(round.counts.begin(), round.counts.end(), int64_t(0));
+    comm_.start_all_gather({send_ + round.send_at, size_t(round.counts[size_t(comm_.rank())])},
+                           {receive_ + round.receive_at, size_t(total)}, round.counts);
+  }
+
   // A whole part as it is; a sliced one as its indices, then gather_slices' block of the selected slices.
   float* pack(const Part& p, const float* params, float* out) {
     if (p.slices == 0) {
@@ -111,10 +157,11 @@ class ShardedOptimizer final : public Optimizer {
   Comm& comm_;
   std::shared_ptr<MatrixOps> ops_;  // the weights' backend: packing and unpacking run where they live
   std::unique_ptr<Optimizer> local_;
-  std::vector<std::vector<Part>> parts_;  // per rank, in the order its values are packed
   OptimConfig config_;
-  std::vector<int64_t> counts_;
-  float *send_, *receive_;
+  std::vector<Round> rounds_;
+  std::unordered_map<int64_t, size_t> round_of_offset_;  // this rank's parts
+  int64_t sent_per_step_ = 0;
+  float *send_ = nullptr, *receive_ = nullptr;
   std::vector<float> indices_;     // a sliced part's indices, as they travel
   std::vector<int64_t> selected_;  // and as the ops take them
 };

@@ -17,7 +17,8 @@ AdamW::AdamW(std::vector<AdamWGroup> groups, Device device) : groups_(std::move(
   v_ = DeviceBuffer(device, total);
 }
 
-void AdamW::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t t) {
+void AdamW::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t t,
+                 const ParamsUpdated& updated) {
   size_t slice = 0;
   for (const AdamWGroup& g : groups_) {
     const float lr = float(g.lr * lr_scale), beta1 = float(g.beta1), beta2 = float(g.beta2);
@@ -32,6 +33,7 @@ void AdamW::step(std::span<float> params, std::span<const float> grads, double l
 #ifdef LLMDION_WITH_CUDA
       if (device_ == Device::kCuda) {
         cuda::adamw_update(w, grad, m, v, p.numel, {lr, beta1, beta2, eps, weight_decay, correction1, correction2}, 0);
+        if (updated) updated(p.offset);
         continue;
       }
 #endif
@@ -42,6 +44,7 @@ void AdamW::step(std::span<float> params, std::span<const float> grads, double l
         const float m_hat = m[i] / correction1, v_hat = v[i] / correction2;
         w[i] -= lr * (m_hat / (std::sqrt(v_hat) + eps) + weight_decay * w[i]);
       }
+      if (updated) updated(p.offset);
     }
   }
 }

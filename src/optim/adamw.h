@@ -21,7 +21,9 @@ class AdamW final : public Optimizer {
  public:
   // params, grads and the moments live on `device` (cuda: optim/cuda/adamw.cu).
   AdamW(std::vector<AdamWGroup> groups, Device device);
-  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override;
+  using Optimizer::step;
+  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count,
+            const ParamsUpdated& updated) override;
   std::vector<OptimizerState> state() override;
   std::string describe() const override;
 

@@ -47,7 +47,8 @@ Dion::Dion(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixO
   gram_ = ops_.allocate(max_rank * max_rank);
 }
 
-void Dion::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t) {
+void Dion::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t,
+                const ParamsUpdated& updated) {
   const float lr = float(config_.lr * lr_scale), mu = float(config_.mu);
   for (size_t i = 0; i < matrices_.size(); i++) {
     const MatrixParam& p = matrices_[i];
@@ -70,6 +71,7 @@ void Dion::step(std::span<float> params, std::span<const float> grads, double lr
     ops_.normalize_columns(n, r, q, float(config_.eps));
     ops_.scale(m * n, weight_decay_factor(lr, config_.weight_decay), w);
     ops_.gemm(false, true, m, n, r, -lr * update_scale(config_.scale, m, n), p_, q, 1.0f, w);  // W -= lr s P Q^T
+    if (updated) updated(p.offset);
   }
 }
 

@@ -22,7 +22,9 @@ class Dion final : public Optimizer {
  public:
   // seed: the run's seed, for the initial Q.
   Dion(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops, uint64_t seed);
-  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override;
+  using Optimizer::step;
+  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count,
+            const ParamsUpdated& updated) override;
   std::vector<OptimizerState> state() override;
   std::string describe() const override;
   int64_t rank(size_t i) const { return rank_[i]; }

@@ -1,7 +1,6 @@
 #include "optim/dion2.h"
 
 #include <algorithm>
-#include <map>
 #include <utility>
 #include <sstream>
 
@@ -20,20 +19,17 @@ Dion2::Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, Matri
       average_over_ranks_(std::move(average_over_ranks)),
       ortho_{config.ortho, config.ortho_steps, config.ortho_precision == "bf16"} {
   int64_t max_numel = 0, max_short = 0, max_slices = 0, max_count = 0, max_group_numel = 0;
-  std::map<std::pair<int64_t, int64_t>, size_t> group_of_shape;
   for (size_t i = 0; i < matrices_.size(); i++) {
     const MatrixParam& p = matrices_[i];
     state_offset_.push_back(total_), total_ += p.numel();
     row_offset_.push_back(total_rows_), total_rows_ += p.rows;
     selections_.push_back({dion2_select_dim(config_.select_dim, p.rows, p.cols), {}});
-    const auto [it, added] = group_of_shape.try_emplace({p.rows, p.cols}, shape_groups_.size());
-    if (added) shape_groups_.emplace_back();
-    shape_groups_[it->second].push_back(i);
     const auto [sub_rows, sub_cols] = submatrix_shape(i);
     max_numel = std::max(max_numel, sub_rows * sub_cols);
     max_short = std::max(max_short, std::min(sub_rows, sub_cols));
     max_slices = std::max(max_slices, selected_dim(i) == SliceDim::kRows ? p.rows : p.cols);
   }
+  shape_groups_ = shape_groups(matrices_);
   for (const std::vector<size_t>& group : shape_groups_) {
     const auto [sub_rows, sub_cols] = submatrix_shape(group[0]);
     max_count = std::max(max_count, int64_t(group.size()));
@@ -67,7 +63,8 @@ const SliceSelection* Dion2::changed_slices(int64_t offset) const {
 
 // Matrices of one shape go through line 4 as one batch: lines 2-3 and the
 // gather of M[K] for each, one orthonormalization for all, then line 6 for each.
-void Dion2::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) {
+void Dion2::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count,
+                 const ParamsUpdated& updated) {
   const float lr = float(config_.lr * lr_scale), mu = float(config_.mu);
   // The selective decay M[K] *= mu (eq. 2, error feedback); the ablation decays all of M instead.
   const bool selective = config_.decay == "selective";
@@ -119,6 +116,7 @@ void Dion2::step(std::span<float> params, std::span<const float> grads, double l
       ops_.add_to_slices(dim, rows, cols, params.data() + p.offset, selected,
                          weight_decay_factor(lr, config_.weight_decay), -lr * update_scale(config_.scale, rows, cols),
                          update);
+      if (updated) updated(p.offset);
     }
   }
 }

@@ -37,7 +37,9 @@ class Dion2 final : public Optimizer {
   // given, replaces a buffer by its mean over the ranks (compressed sync).
   Dion2(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops, uint64_t seed,
         std::function<void(std::span<float>)> average_over_ranks = {});
-  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override;
+  using Optimizer::step;
+  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count,
+            const ParamsUpdated& updated) override;
   std::vector<OptimizerState> state() override;
   std::string describe() const override;
   const SliceSelection* changed_slices(int64_t offset) const override;

@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace llmdion {
 
@@ -26,6 +29,17 @@ inline float update_scale(const std::string& rule, int64_t fan_out, int64_t fan_
   if (rule == "spectral") return float(std::sqrt(double(fan_out) / double(fan_in)));
   if (rule == "rms") return float(0.2 * std::sqrt(double(std::max(fan_out, fan_in))));
   return 1.0f;
+}
+
+// The matrices of each shape (their indices), the shapes in (rows, cols) order:
+// Muon and Dion2 orthonormalize a group as one batch, and step the groups in
+// this order on every rank alike (the sharded optimizer's weight gathers follow it).
+inline std::vector<std::vector<size_t>> shape_groups(const std::vector<MatrixParam>& matrices) {
+  std::map<std::pair<int64_t, int64_t>, std::vector<size_t>> by_shape;
+  for (size_t i = 0; i < matrices.size(); i++) by_shape[{matrices[i].rows, matrices[i].cols}].push_back(i);
+  std::vector<std::vector<size_t>> groups;
+  for (auto& [shape, group] : by_shape) groups.push_back(std::move(group));
+  return groups;
 }
 
 // Decoupled weight decay, on every entry of a matrix: W *= this factor, with

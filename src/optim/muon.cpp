@@ -1,7 +1,6 @@
 #include "optim/muon.h"
 
 #include <algorithm>
-#include <map>
 #include <sstream>
 #include <utility>
 
@@ -15,16 +14,13 @@ Muon::Muon(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixO
       ops_(ops),
       ortho_{config.ortho, config.ortho_steps, config.ortho_precision == "bf16"} {
   int64_t max_numel = 0, max_short = 0, max_count = 0, max_group_numel = 0;
-  std::map<std::pair<int64_t, int64_t>, size_t> group_of_shape;
   for (size_t i = 0; i < matrices_.size(); i++) {
     const MatrixParam& p = matrices_[i];
     state_offset_.push_back(total_), total_ += p.numel();
     row_offset_.push_back(total_rows_), total_rows_ += p.rows;
-    const auto [it, added] = group_of_shape.try_emplace({p.rows, p.cols}, shape_groups_.size());
-    if (added) shape_groups_.emplace_back();
-    shape_groups_[it->second].push_back(i);
     max_numel = std::max(max_numel, p.numel()), max_short = std::max(max_short, std::min(p.rows, p.cols));
   }
+  shape_groups_ = shape_groups(matrices_);
   for (const std::vector<size_t>& group : shape_groups_) {
     max_count = std::max(max_count, int64_t(group.size()));
     max_group_numel = std::max(max_group_numel, int64_t(group.size()) * matrices_[group[0]].numel());
@@ -36,7 +32,8 @@ Muon::Muon(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixO
   work_ = std::make_unique<OrthoWorkspace>(ops_, max_numel, max_short, max_count);
 }
 
-void Muon::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t) {
+void Muon::step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t,
+                const ParamsUpdated& updated) {
   const float lr = float(config_.lr * lr_scale), mu = float(config_.mu);
   for (const std::vector<size_t>& group : shape_groups_) {
     const int64_t rows = matrices_[group[0]].rows, cols = matrices_[group[0]].cols, n = rows * cols;
@@ -64,6 +61,7 @@ void Muon::step(std::span<float> params, std::span<const float> grads, double lr
                           float(config_.eps));
       ops_.scale(n, weight_decay_factor(lr, config_.weight_decay), w);
       ops_.axpby(n, -lr * update_scale(config_.scale, rows, cols), update, 1.0f, w);
+      if (updated) updated(p.offset);
     }
   }
 }

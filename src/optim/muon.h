@@ -20,7 +20,9 @@ namespace llmdion {
 class Muon final : public Optimizer {
  public:
   Muon(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixOps& ops);
-  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override;
+  using Optimizer::step;
+  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count,
+            const ParamsUpdated& updated) override;
   std::vector<OptimizerState> state() override;
   std::string describe() const override;
 

@@ -14,9 +14,11 @@ class OptimizerGroups final : public Optimizer {
  public:
   OptimizerGroups(std::unique_ptr<MatrixOps> ops, std::unique_ptr<Optimizer> matrices, std::unique_ptr<Optimizer> rest)
       : ops_(std::move(ops)), matrices_(std::move(matrices)), rest_(std::move(rest)) {}
-  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) override {
-    matrices_->step(params, grads, lr_scale, update_count);
-    rest_->step(params, grads, lr_scale, update_count);
+  using Optimizer::step;
+  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count,
+            const ParamsUpdated& updated) override {
+    matrices_->step(params, grads, lr_scale, update_count, updated);
+    rest_->step(params, grads, lr_scale, update_count, updated);
   }
   std::vector<OptimizerState> state() override {
     std::vector<OptimizerState> s = matrices_->state();

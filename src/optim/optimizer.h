@@ -29,12 +29,22 @@ struct SliceSelection {
   std::vector<int64_t> indices;
 };
 
+// Called by a step as it finishes each parameter it updates (a matrix, or an
+// AdamW slice), with the parameter's offset: its new values are final (on a
+// GPU, once the work queued so far is done), so they can travel to the other
+// ranks while the step goes on.
+using ParamsUpdated = std::function<void(int64_t offset)>;
+
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
   // One update of params from grads. lr_scale is the schedule's multiplier;
   // update_count is the 1-based number of this update (for bias corrections).
-  virtual void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) = 0;
+  virtual void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count,
+                    const ParamsUpdated& updated) = 0;
+  void step(std::span<float> params, std::span<const float> grads, double lr_scale, int64_t update_count) {
+    step(params, grads, lr_scale, update_count, nullptr);
+  }
   virtual std::vector<OptimizerState> state() = 0;
   virtual std::string describe() const = 0;
   // The slices of the matrix at `offset` that the last step changed beyond

@@ -202,9 +202,10 @@ TEST(CommBf16, reduce_scatter_gives_each_rank_the_sum_of_its_block) {
   expect_bf16_sums(mine, exact_sums([&](int r) { return random_bf16_input_of(r, total, 14); }, start, my_count));
 }
 
-// Started reduce-scatters, three in flight at once (one of them bf16, one with
-// an empty block), then wait_all(): each rank's blocks hold the sums.
-TEST(Comm, started_reduce_scatters_in_flight_together_give_the_sums) {
+// Started collectives, four in flight at once (reduce-scatters, one of them
+// bf16 and one with an empty block, and an all-gather), then wait_all(): each
+// rank's blocks hold the sums, and the gather every rank's block.
+TEST(Comm, started_collectives_in_flight_together_give_their_results) {
   const std::vector<int64_t> counts = block_counts();
   std::vector<int64_t> with_empty = counts;
   with_empty[0] = 0;
@@ -218,7 +219,14 @@ TEST(Comm, started_reduce_scatters_in_flight_together_give_the_sums) {
   comm->start_reduce_scatter_sum(in_a, a, counts);
   comm->start_reduce_scatter_sum(in_b, b, with_empty);
   comm->start_reduce_scatter_sum(in_c, c, counts);
+  const std::vector<float> block = input_of(me, counts[size_t(me)], 24);
+  std::vector<float> gathered(static_cast<size_t>(total(counts)), -1.0f);
+  comm->start_all_gather(block, gathered, counts);
   comm->wait_all();
+  for (int r = 0, at = 0; r < comm->world_size(); at += int(counts[size_t(r)]), r++) {
+    const std::vector<float> theirs = input_of(r, counts[size_t(r)], 24);
+    EXPECT_EQ(std::vector<float>(gathered.begin() + at, gathered.begin() + at + long(theirs.size())), theirs) << "rank " << r;
+  }
   using Case = std::tuple<const std::vector<float>*, const std::vector<int64_t>*, int>;
   for (const auto& [got, c_counts, salt] : {Case{&a, &counts, 21}, Case{&b, &with_empty, 22}})
     for (size_t i = 0; i < got->size(); i++) {

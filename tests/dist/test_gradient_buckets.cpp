@@ -1,12 +1,16 @@
-// The gradients' reduce-scatter in buckets (sharded_optimizer.h), seen from
-// rank 0 of two through a Comm that stands in for rank 1 (which contributes
-// zeros): every bucket's reduce-scatter starts inside the backward, as soon as
-// the stretch it covers is reported final, none is left for the end, and what
-// comes back is rank 0's own gradient halved for exactly the parts rank 0
-// updates (shard_plan.h), in fp32 and in bf16.
+// The overlapped collectives of the sharded optimizer (sharded_optimizer.h),
+// seen from rank 0 of two through a Comm that stands in for rank 1 (which
+// contributes zeros). Gradients: every bucket's reduce-scatter starts inside
+// the backward, as soon as the stretch it covers is reported final, none is
+// left for the end, and what comes back is rank 0's own gradient halved for
+// exactly the parts rank 0 updates (shard_plan.h), in fp32 and in bf16.
+// Weights: the gather of each matrix shape starts inside the step, once this
+// rank's matrices of that shape are updated and before the next shape's are.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <map>
 #include <stdexcept>
 
 #include "core/bf16.h"
@@ -39,6 +43,11 @@ class RankZeroOfTwo final : public Comm {
                                 std::span<const int64_t> counts) override {
     starts++, reduce_scatter_sum(in, out, counts);
   }
+  std::function<void()> on_start_all_gather;
+  void start_all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t>) override {
+    if (on_start_all_gather) on_start_all_gather();
+    std::copy(mine.begin(), mine.end(), all.begin());  // block 0; rank 1's blocks keep what they held
+  }
   void wait_all() override { waits++; }
   void all_gather(std::span<const float>, std::span<float>, std::span<const int64_t>) override { unused(); }
   void all_gather(std::span<const bf16>, std::span<bf16>, std::span<const int64_t>) override { unused(); }
@@ -60,10 +69,15 @@ class RankZeroOfTwo final : public Comm {
   [[noreturn]] static void unused() { throw std::logic_error("a collective the gradients' reduction does not use"); }
 };
 
-TEST(GradientBuckets, start_during_the_backward_and_return_the_mean_of_exactly_this_ranks_parts) {
+GptShape small_shape() {
   GptShape s;
   s.n_layer = 3, s.n_head = 2, s.d_model = 32, s.seq_len = 8, s.vocab_size = 300;
   s.padded_vocab = padded_vocab_size(s.vocab_size), s.mlp_hidden = 128, s.tied_embeddings = false;
+  return s;
+}
+
+TEST(GradientBuckets, start_during_the_backward_and_return_the_mean_of_exactly_this_ranks_parts) {
+  const GptShape s = small_shape();
   for (const char* grad_dtype : {"fp32", "bf16"}) {
     SCOPED_TRACE(grad_dtype);
     std::unique_ptr<Model> model = make_model(Device::kCpu, s, 2, s.seq_len);
@@ -113,6 +127,51 @@ TEST(GradientBuckets, start_during_the_backward_and_return_the_mean_of_exactly_t
       if (mine[i]) sum_squares += double(want) * want;
     }
     EXPECT_NEAR(norm, std::sqrt(sum_squares), 1e-6 * norm);
+  }
+}
+
+TEST(WeightGathers, each_shape_starts_inside_the_step_before_the_next_shape_is_updated) {
+  const GptShape s = small_shape();
+  std::unique_ptr<Model> model = make_model(Device::kCpu, s, 2, s.seq_len);
+  const GptLayout& layout = model->layout();
+  std::vector<float> initial(size_t(layout.num_params));
+  gpt_init(s, layout, 5, initial);
+  model->copy_params_from_host(initial);
+  Config config;
+  config.optim.matrix = "muon";
+  RankZeroOfTwo comm;
+  DistributedOptimizer distributed = make_distributed_optimizer(config, layout, comm);
+  std::vector<std::vector<float>> at_start;
+  comm.on_start_all_gather = [&] { at_start.emplace_back(model->params().begin(), model->params().end()); };
+  std::vector<float> grads(initial.size());
+  for (size_t i = 0; i < grads.size(); i++) grads[i] = float(i % 7) * 1e-3f - 3e-3f;
+  std::copy(grads.begin(), grads.end(), model->grads().begin());
+  distributed.optimizer->step(model->params(), model->grads(), 1.0, 1);
+
+  // Rank 0's matrices by shape, in the order the rounds go: (rows, cols), then AdamW's round.
+  const ShardPlan plan = plan_shards(layout, true, 2);
+  std::map<std::pair<int64_t, int64_t>, std::vector<const ParamTensor*>> mine;
+  std::map<std::pair<int64_t, int64_t>, bool> shapes;
+  for (size_t i = 0; i < layout.tensors.size(); i++)
+    if (plan.matrix_owner[i] >= 0) {
+      const ParamTensor& t = layout.tensors[i];
+      shapes[{t.shape[0], t.shape[1]}] = true;
+      if (plan.matrix_owner[i] == 0) mine[{t.shape[0], t.shape[1]}].push_back(&t);
+    }
+  ASSERT_EQ(at_start.size(), shapes.size() + 1) << "one gather per shape and one for AdamW";
+  ASSERT_GE(mine.size(), 2u) << "rank 0 should own matrices of several shapes";
+  const std::span<const float> final_params = model->params();
+  size_t round = 0;
+  for (const auto& [shape, present] : shapes) {
+    for (const auto& [other_shape, tensors] : mine)
+      for (const ParamTensor* t : tensors)
+        for (int64_t k = 0; k < t->numel(); k++) {
+          const size_t i = size_t(t->offset + k);
+          const float want = other_shape <= shape ? final_params[i] : initial[i];
+          ASSERT_EQ(at_start[round][i], want) << "gather " << round << ": " << t->name
+                                              << (other_shape <= shape ? " not yet updated" : " already updated");
+        }
+    round++;
   }
 }
 

@@ -79,6 +79,9 @@ class RecordingComm final : public Comm {
                                 std::span<const int64_t> counts) override {
     note("start_reduce_scatter_sum"), inner_.start_reduce_scatter_sum(in, out, counts);
   }
+  void start_all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
+    note("start_all_gather"), inner_.start_all_gather(mine, all, counts);
+  }
   void wait_all() override { note("wait_all"), inner_.wait_all(); }
   void all_gather(std::span<const float> mine, std::span<float> all, std::span<const int64_t> counts) override {
     note("all_gather"), inner_.all_gather(mine, all, counts);
