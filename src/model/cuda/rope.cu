@@ -3,7 +3,8 @@
 // (a, b) = (x_j, x_{j+hs/2}), j < hs/2, turns by the angle t * theta^(-2j/hs):
 //   forward:  (a, b) -> (a cos - b sin, a sin + b cos)
 //   inverse:  (a, b) -> (a cos + b sin, -a sin + b cos)   (the backward of the forward)
-// in place, in fp32, with cos and sin fp32 [T, hs/2] as cpu::rope_tables makes them.
+// in place, in fp32 (rope_turn.cuh, which the attention kernels share), with
+// cos and sin fp32 [T, hs/2] as cpu::rope_tables makes them.
 //
 // One thread per W pairs (j ... j+W-1 with their partners j+hs/2 ...), the
 // threads of a head side by side: 16-byte accesses to x and to the tables when
@@ -12,29 +13,12 @@
 #include "core/cuda/check.h"
 #include "model/cuda/bf16_pack.cuh"
 #include "model/cuda/kernels.h"
+#include "model/cuda/rope_turn.cuh"
 
 namespace llmdion::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-// W consecutive floats, as float4s when W is a multiple of 4 (from 16-byte aligned).
-template <int W>
-__device__ inline void load_floats(float (&out)[W], const float* from) {
-  if constexpr (W % 4 == 0) {
-#pragma unroll
-    for (int q = 0; q < W / 4; q++) {
-      const float4 v = reinterpret_cast<const float4*>(from)[q];
-      out[4 * q] = v.x;
-      out[4 * q + 1] = v.y;
-      out[4 * q + 2] = v.z;
-      out[4 * q + 3] = v.w;
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; k++) out[k] = from[k];
-  }
-}
 
 // direction = +1 turns forward, -1 back.
 template <int W>
@@ -48,19 +32,7 @@ __global__ void __launch_bounds__(kThreads) rope_rotate_kernel(bf16* x, const fl
   const int64_t nh = item / packs, n = nh / heads;
   bf16* head = x + n * stride + (nh % heads) * hs;
   const int64_t table_at = (n % T) * half + j;
-  float a[W], b[W], c[W], s[W];
-  load_pack<W>(a, head + j);
-  load_pack<W>(b, head + j + half);
-  load_floats<W>(c, cos_table + table_at);
-  load_floats<W>(s, sin_table + table_at);
-#pragma unroll
-  for (int k = 0; k < W; k++) {
-    const float a_k = a[k];
-    a[k] = a_k * c[k] - direction * b[k] * s[k];
-    b[k] = direction * a_k * s[k] + b[k] * c[k];
-  }
-  store_pack<W>(head + j, a);
-  store_pack<W>(head + j + half, b);
+  rope_turn_pack<W>(head + j, head + j + half, cos_table + table_at, sin_table + table_at, direction);
 }
 
 template <int W>
