@@ -237,9 +237,11 @@ void bench_attention(int B, int T, int NH, int hs, int repeats) {
   cuda::round_to_bf16_nearest(dout, staging, N * C, 0);
   cublasHandle_t handle;
   CUBLAS_CHECK(cublasCreate(&handle));
-  const double flash_f = median_ms(repeats, [&] { cuda::attention_forward(out, lse, qkv, B, T, NH, NH, hs, 0); });
-  const double flash_b = median_ms(
-      repeats, [&] { cuda::attention_backward(dqkv, scratch, dout, out, qkv, lse, B, T, NH, NH, hs, 0); });
+  const double flash_f =
+      median_ms(repeats, [&] { cuda::attention_forward(out, lse, qkv, nullptr, nullptr, B, T, NH, NH, hs, 0); });
+  const double flash_b = median_ms(repeats, [&] {
+    cuda::attention_backward(dqkv, scratch, dout, out, qkv, nullptr, nullptr, lse, B, T, NH, NH, hs, 0);
+  });
   const double ref_f = median_ms(repeats, [&] {
     cuda::attention_reference_forward(out, probs, scratch, qkv, B, T, NH, NH, hs, handle, 0);
   });

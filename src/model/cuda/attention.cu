@@ -4,6 +4,12 @@
 // qkv (K, V those of kv head h / (NH / NKV)) and s = 1/sqrt(hs):
 //   S = s Q K^T with S_ij = -inf for j > i,   lse_i = log sum_j exp(S_ij),
 //   P = exp(S - lse),   O = P V.
+// With RoPE tables (Su et al. 2021, RoFormer; the half-split form of
+// rope_turn.cuh), Q and K are first turned by their positions, Q <- R Q,
+// K <- R K, as their tiles land in shared memory (the same bf16 bits the
+// separate rope_rotate would have stored), and the backward turns its dQ, dK
+// back, dQ <- R^T dQ, dK <- R^T dK, after their bf16 rounding and before they
+// are written: the q and k in qkv, and their gradients in dqkv, stay unturned.
 // Forward (FA2 Algorithm 1): a block owns 64 queries and streams 64-key tiles
 // of K and V, keeping per query the running max m and sum l (online softmax):
 //   m' = max(m, max_j S_ij),   l' = e^(m - m') l + sum_j e^(S_ij - m'),
@@ -30,6 +36,7 @@
 
 #include "core/cuda/check.h"
 #include "model/cuda/kernels.h"
+#include "model/cuda/rope_turn.cuh"
 
 namespace llmdion::cuda {
 namespace {
@@ -172,10 +179,23 @@ __device__ void load_tile(bf16* tile, const bf16* head, int t0, int T, int64_t l
   }
 }
 
-// The warp's [16 x kHs] accumulators, times `scale` (per row: low rows g, high
-// rows g + 8), rounded to bf16 and written to rows t0 .. t0 + 16 (those below T)
-// of a head's slice (row stride ld), through `staging`, 16 rows of shared
-// memory that only this warp reads.
+// RoPE on `rows` rows of a shared tile [rows][kHs + kPad] in place, row r at
+// position t0 + r (rows past T, zeros, stay), by `threads` threads numbered
+// from `thread` (a block's or a warp's), 8 pairs per turn: (x_j .. x_j+7,
+// x_j+hs/2 .. x_j+hs/2+7). direction +1 turns, -1 turns back.
+template <int kHs>
+__device__ void rotate_rows(bf16* tile, int rows, int t0, int T, const float* cos_table, const float* sin_table,
+                            float direction, int thread, int threads) {
+  constexpr int kHalf = kHs / 2, kPacks = kHalf / 8;
+  for (int item = thread; item < rows * kPacks; item += threads) {
+    const int row = item / kPacks, j = (item % kPacks) * 8;
+    if (t0 + row >= T) continue;
+    bf16* x = tile + row * (kHs + kPad) + j;
+    const int64_t at = int64_t(t0 + row) * kHalf + j;
+    rope_turn_pack<8>(x, x + kHalf, cos_table + at, sin_table + at, direction);
+  }
+}
+
 // Double buffering of the streamed key and value tiles: starts copying tile
 // j + 1 into the other buffer (when there is one), then waits for tile j.
 template <int kHs>
@@ -193,9 +213,14 @@ __device__ void next_key_value_tiles(bf16* k_tiles, bf16* v_tiles, const bf16* k
   __syncthreads();
 }
 
+// The warp's [16 x kHs] accumulators, times `scale` (per row: low rows g, high
+// rows g + 8), rounded to bf16, with RoPE tables turned back by their positions
+// (rounded again), and written to rows t0 .. t0 + 16 (those below T) of a
+// head's slice (row stride ld), through `staging`, 16 rows of shared memory
+// that only this warp reads.
 template <int kHs>
 __device__ void store_rows(bf16* head, int64_t ld, int t0, int T, const float (&c)[kHs / 8][4], float scale_low,
-                           float scale_high, bf16* staging) {
+                           float scale_high, const float* cos_table, const float* sin_table, bf16* staging) {
   constexpr int kStride = kHs + kPad;
   const int lane = threadIdx.x % 32, row = lane / 4, col = 2 * (lane % 4);
   __syncwarp();
@@ -206,6 +231,10 @@ __device__ void store_rows(bf16* head, int64_t ld, int t0, int T, const float (&
         pack_bf16(c[n][2] * scale_high, c[n][3] * scale_high);
   }
   __syncwarp();
+  if (cos_table) {  // a pair's halves sit in different lanes' accumulators: turned here
+    rotate_rows<kHs>(staging, 16, t0, T, cos_table, sin_table, -1.0f, lane, 32);
+    __syncwarp();
+  }
   constexpr int kChunks = kHs / 8;
   for (int chunk = lane; chunk < 16 * kChunks; chunk += 32) {
     const int r = chunk / kChunks, at = (chunk % kChunks) * 8;
@@ -227,7 +256,8 @@ __device__ __forceinline__ float quad_sum(float x) {
 // Block (b * NH + h, query tile), the last query tiles (the most keys) first.
 template <int kHs>
 __global__ void __launch_bounds__(kThreads)
-    attention_forward_kernel(bf16* out, float* lse, const bf16* qkv, int T, int NH, int NKV, float scale) {
+    attention_forward_kernel(bf16* out, float* lse, const bf16* qkv, const float* rope_cos, const float* rope_sin,
+                             int T, int NH, int NKV, float scale) {
   constexpr int kStride = kHs + kPad;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(shared);  // [kTile][kStride]
@@ -257,8 +287,13 @@ __global__ void __launch_bounds__(kThreads)
   const int key_tiles = q_block + 1;          // keys j <= i < q0 + kTile
   for (int j = 0; j < key_tiles; j++) {
     next_key_value_tiles<kHs>(k_tiles, v_tiles, k, v, j, key_tiles, T, W);
-    const bf16* k_tile = k_tiles + (j % 2) * kTile * kStride;
+    bf16* k_tile = k_tiles + (j % 2) * kTile * kStride;
     const bf16* v_tile = v_tiles + (j % 2) * kTile * kStride;
+    if (rope_cos) {  // Q (it came with the first K tile) and K turned where they landed
+      if (j == 0) rotate_rows<kHs>(q_tile, kTile, q0, T, rope_cos, rope_sin, 1.0f, threadIdx.x, kThreads);
+      rotate_rows<kHs>(k_tile, kTile, j * kTile, T, rope_cos, rope_sin, 1.0f, threadIdx.x, kThreads);
+      __syncthreads();
+    }
 
     float s[kTile / 8][4] = {};
     mma_rows_times_transposed<kHs, kTile>(s, q_tile, row0, k_tile, kStride);
@@ -305,8 +340,8 @@ __global__ void __launch_bounds__(kThreads)
     if (query_low < T) head_lse[query_low] = (row_max[0] + log2f(row_sum[0])) * kLn2;
     if (query_high < T) head_lse[query_high] = (row_max[1] + log2f(row_sum[1])) * kLn2;
   }
-  store_rows<kHs>(out + int64_t(b) * T * C + h * kHs, C, q0 + row0, T, o, inverse_sum[0], inverse_sum[1],
-                  q_tile + row0 * kStride);
+  store_rows<kHs>(out + int64_t(b) * T * C + h * kHs, C, q0 + row0, T, o, inverse_sum[0], inverse_sum[1], nullptr,
+                  nullptr, q_tile + row0 * kStride);
 }
 
 // ---- backward ---------------------------------------------------------------------
@@ -332,8 +367,9 @@ __global__ void output_gradient_dot_kernel(float* D, const bf16* dout, const bf1
 // that sees these keys; each warp works on S^T, P^T, dP^T, dS^T of its 16 keys.
 template <int kHs, int kQueries>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dkdv_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse, const float* D,
-                                   int T, int NH, int NKV, float scale) {
+    attention_backward_dkdv_kernel(bf16* dqkv, const bf16* qkv, const float* rope_cos, const float* rope_sin,
+                                   const bf16* dout, const float* lse, const float* D, int T, int NH, int NKV,
+                                   float scale) {
   constexpr int kStride = kHs + kPad;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* k_tile = reinterpret_cast<bf16*>(shared);          // [kTile][kStride]
@@ -387,10 +423,15 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
     const int q_start = (first_q_block + step % q_blocks) * kQueries;
-    const bf16* q_tile = q_tiles + buffer * kQueries * kStride;
+    bf16* q_tile = q_tiles + buffer * kQueries * kStride;
     const bf16* dout_tile = dout_tiles + buffer * kQueries * kStride;
     const float* lse_tile = lse_tiles + buffer * kQueries;
     const float* d_tile = d_tiles + buffer * kQueries;
+    if (rope_cos) {  // K (it came with the first Q tile) and Q turned where they landed
+      if (step == 0) rotate_rows<kHs>(k_tile, kTile, k0, T, rope_cos, rope_sin, 1.0f, threadIdx.x, kThreads);
+      rotate_rows<kHs>(q_tile, kQueries, q_start, T, rope_cos, rope_sin, 1.0f, threadIdx.x, kThreads);
+      __syncthreads();
+    }
 
     float p[kQueries / 8][4] = {};  // S^T, then P^T
     mma_rows_times_transposed<kHs, kQueries>(p, k_tile, row0, q_tile, kStride);
@@ -413,18 +454,19 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();  // the next iteration loads over the buffer read here
   }
 
-  store_rows<kHs>(dqkv + int64_t(b) * T * W + (NH + kv) * kHs, W, k0 + row0, T, dk, scale, scale,
+  store_rows<kHs>(dqkv + int64_t(b) * T * W + (NH + kv) * kHs, W, k0 + row0, T, dk, scale, scale, rope_cos, rope_sin,
                   k_tile + row0 * kStride);
-  store_rows<kHs>(dqkv + int64_t(b) * T * W + (NH + NKV + kv) * kHs, W, k0 + row0, T, dv, 1.0f, 1.0f,
-                  v_tile + row0 * kStride);
+  store_rows<kHs>(dqkv + int64_t(b) * T * W + (NH + NKV + kv) * kHs, W, k0 + row0, T, dv, 1.0f, 1.0f, nullptr,
+                  nullptr, v_tile + row0 * kStride);
 }
 
 // dQ of 64 queries of one query head: block (b * NH + h, query tile), the last
 // query tiles first, streaming the key tiles up to the diagonal.
 template <int kHs>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dq_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse, const float* D,
-                                 int T, int NH, int NKV, float scale) {
+    attention_backward_dq_kernel(bf16* dqkv, const bf16* qkv, const float* rope_cos, const float* rope_sin,
+                                 const bf16* dout, const float* lse, const float* D, int T, int NH, int NKV,
+                                 float scale) {
   constexpr int kStride = kHs + kPad;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(shared);     // [kTile][kStride]
@@ -461,8 +503,13 @@ __global__ void __launch_bounds__(kThreads)
   const int key_tiles = q_block + 1;
   for (int j = 0; j < key_tiles; j++) {
     next_key_value_tiles<kHs>(k_tiles, v_tiles, k, v, j, key_tiles, T, W);
-    const bf16* k_tile = k_tiles + (j % 2) * kTile * kStride;
+    bf16* k_tile = k_tiles + (j % 2) * kTile * kStride;
     const bf16* v_tile = v_tiles + (j % 2) * kTile * kStride;
+    if (rope_cos) {  // Q (it came with the first K tile) and K turned where they landed
+      if (j == 0) rotate_rows<kHs>(q_tile, kTile, q0, T, rope_cos, rope_sin, 1.0f, threadIdx.x, kThreads);
+      rotate_rows<kHs>(k_tile, kTile, j * kTile, T, rope_cos, rope_sin, 1.0f, threadIdx.x, kThreads);
+      __syncthreads();
+    }
 
     float p[kTile / 8][4] = {};  // S, then P
     mma_rows_times_transposed<kHs, kTile>(p, q_tile, row0, k_tile, kStride);
@@ -483,7 +530,8 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();  // the next iteration loads over the buffer read here
   }
 
-  store_rows<kHs>(dqkv + int64_t(b) * T * W + h * kHs, W, q0 + row0, T, dq, scale, scale, q_tile + row0 * kStride);
+  store_rows<kHs>(dqkv + int64_t(b) * T * W + h * kHs, W, q0 + row0, T, dq, scale, scale, rope_cos, rope_sin,
+                  q_tile + row0 * kStride);
 }
 
 // ---- launchers --------------------------------------------------------------------
@@ -509,9 +557,10 @@ constexpr int dq_shared_bytes() {
 
 int tiles(int T) { return (T + kTile - 1) / kTile; }
 
-// The shapes the kernels are built for; `rows`: the bf16 arrays read or written 16 bytes at a time.
-void check_shape(const char* function, int B, int T, int NH, int NKV, int hs,
-                 std::initializer_list<const void*> rows) {
+// The shapes the kernels are built for; `rows`: the bf16 arrays read or written 16 bytes at a time,
+// with the RoPE tables (both or neither), read 16 bytes at a time too.
+void check_shape(const char* function, int B, int T, int NH, int NKV, int hs, const float* rope_cos,
+                 const float* rope_sin, std::initializer_list<const void*> rows) {
   const std::string where = std::string("attention ") + function + ": ";
   if (hs != 32 && hs != 64 && hs != 128)
     throw std::invalid_argument(where + "head size " + std::to_string(hs) +
@@ -524,50 +573,57 @@ void check_shape(const char* function, int B, int T, int NH, int NKV, int hs,
   for (const void* p : rows)
     if (reinterpret_cast<uintptr_t>(p) % 16 != 0)
       throw std::invalid_argument(where + "bf16 row arrays must be 16-byte aligned (they are read 16 bytes at a time)");
+  if ((rope_cos == nullptr) != (rope_sin == nullptr))
+    throw std::invalid_argument(where + "RoPE needs both tables, cos and sin (or neither: no rotation)");
+  for (const float* table : {rope_cos, rope_sin})
+    if (reinterpret_cast<uintptr_t>(table) % 16 != 0)
+      throw std::invalid_argument(where + "RoPE tables must be 16-byte aligned (they are read 16 bytes at a time)");
 }
 
 template <int kHs>
-void launch_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int NKV, cudaStream_t stream) {
+void launch_forward(bf16* out, float* lse, const bf16* qkv, const float* rope_cos, const float* rope_sin, int B, int T,
+                    int NH, int NKV, cudaStream_t stream) {
   constexpr int bytes = forward_shared_bytes<kHs>();
   CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel<kHs>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  attention_forward_kernel<kHs><<<dim3(B * NH, tiles(T)), kThreads, bytes, stream>>>(out, lse, qkv, T, NH, NKV,
-                                                                                    1.0f / sqrtf(float(kHs)));
+  attention_forward_kernel<kHs><<<dim3(B * NH, tiles(T)), kThreads, bytes, stream>>>(
+      out, lse, qkv, rope_cos, rope_sin, T, NH, NKV, 1.0f / sqrtf(float(kHs)));
   CUDA_CHECK_LAUNCH();
 }
 
 template <int kHs>
-void launch_backward(bf16* dqkv, const float* D, const bf16* dout, const bf16* qkv, const float* lse, int B, int T,
-                     int NH, int NKV, cudaStream_t stream) {
+void launch_backward(bf16* dqkv, const float* D, const bf16* dout, const bf16* qkv, const float* rope_cos,
+                     const float* rope_sin, const float* lse, int B, int T, int NH, int NKV, cudaStream_t stream) {
   const float scale = 1.0f / sqrtf(float(kHs));
   constexpr int kQueries = kBackwardQueries<kHs>;
   constexpr int dkdv_bytes = dkdv_shared_bytes<kHs>();
   CUDA_CHECK(cudaFuncSetAttribute(attention_backward_dkdv_kernel<kHs, kQueries>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, dkdv_bytes));
   attention_backward_dkdv_kernel<kHs, kQueries><<<dim3(B * NKV, tiles(T)), kThreads, dkdv_bytes, stream>>>(
-      dqkv, qkv, dout, lse, D, T, NH, NKV, scale);
+      dqkv, qkv, rope_cos, rope_sin, dout, lse, D, T, NH, NKV, scale);
   CUDA_CHECK_LAUNCH();
   constexpr int dq_bytes = dq_shared_bytes<kHs>();
   CUDA_CHECK(
       cudaFuncSetAttribute(attention_backward_dq_kernel<kHs>, cudaFuncAttributeMaxDynamicSharedMemorySize, dq_bytes));
-  attention_backward_dq_kernel<kHs><<<dim3(B * NH, tiles(T)), kThreads, dq_bytes, stream>>>(dqkv, qkv, dout, lse, D,
-                                                                                           T, NH, NKV, scale);
+  attention_backward_dq_kernel<kHs><<<dim3(B * NH, tiles(T)), kThreads, dq_bytes, stream>>>(
+      dqkv, qkv, rope_cos, rope_sin, dout, lse, D, T, NH, NKV, scale);
   CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int NKV, int hs,
-                       cudaStream_t stream) {
-  check_shape("forward", B, T, NH, NKV, hs, {out, qkv});
+void attention_forward(bf16* out, float* lse, const bf16* qkv, const float* rope_cos, const float* rope_sin, int B,
+                       int T, int NH, int NKV, int hs, cudaStream_t stream) {
+  check_shape("forward", B, T, NH, NKV, hs, rope_cos, rope_sin, {out, qkv});
   if (B == 0 || T == 0) return;
-  if (hs == 32) launch_forward<32>(out, lse, qkv, B, T, NH, NKV, stream);
-  if (hs == 64) launch_forward<64>(out, lse, qkv, B, T, NH, NKV, stream);
-  if (hs == 128) launch_forward<128>(out, lse, qkv, B, T, NH, NKV, stream);
+  if (hs == 32) launch_forward<32>(out, lse, qkv, rope_cos, rope_sin, B, T, NH, NKV, stream);
+  if (hs == 64) launch_forward<64>(out, lse, qkv, rope_cos, rope_sin, B, T, NH, NKV, stream);
+  if (hs == 128) launch_forward<128>(out, lse, qkv, rope_cos, rope_sin, B, T, NH, NKV, stream);
 }
 
 void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* out, const bf16* qkv,
-                        const float* lse, int B, int T, int NH, int NKV, int hs, cudaStream_t stream) {
-  check_shape("backward", B, T, NH, NKV, hs, {dqkv, dout, qkv});
+                        const float* rope_cos, const float* rope_sin, const float* lse, int B, int T, int NH, int NKV,
+                        int hs, cudaStream_t stream) {
+  check_shape("backward", B, T, NH, NKV, hs, rope_cos, rope_sin, {dqkv, dout, qkv});
   if (B == 0 || T == 0) return;
   float* D = scratch;  // [B, NH, T]
   const int64_t N = int64_t(B) * T;
@@ -575,9 +631,9 @@ void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16
   output_gradient_dot_kernel<<<unsigned((N * NH * 32 + kDotThreads - 1) / kDotThreads), kDotThreads, 0, stream>>>(
       D, dout, out, N, T, NH, hs);
   CUDA_CHECK_LAUNCH();
-  if (hs == 32) launch_backward<32>(dqkv, D, dout, qkv, lse, B, T, NH, NKV, stream);
-  if (hs == 64) launch_backward<64>(dqkv, D, dout, qkv, lse, B, T, NH, NKV, stream);
-  if (hs == 128) launch_backward<128>(dqkv, D, dout, qkv, lse, B, T, NH, NKV, stream);
+  if (hs == 32) launch_backward<32>(dqkv, D, dout, qkv, rope_cos, rope_sin, lse, B, T, NH, NKV, stream);
+  if (hs == 64) launch_backward<64>(dqkv, D, dout, qkv, rope_cos, rope_sin, lse, B, T, NH, NKV, stream);
+  if (hs == 128) launch_backward<128>(dqkv, D, dout, qkv, rope_cos, rope_sin, lse, B, T, NH, NKV, stream);
 }
 
 int64_t attention_backward_scratch_floats(int B, int T, int NH, int /*NKV*/, int /*hs*/) {

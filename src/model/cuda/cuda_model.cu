@@ -295,7 +295,7 @@ float CudaModel::forward(const int32_t* inputs, const int32_t* targets) {
     if (shape_.rope)  // q and k heads are contiguous: NH + NKV heads from the row start
       cuda::rope_rotate(qkv, rope_cos_, rope_sin_, N, T, NH + NKV, hs, W, false, 0);
     if (shape_.qk_norm) cuda::head_rmsnorm_forward(qkv, qk_rstd_ + int64_t(l) * N * (NH + NKV), N, NH + NKV, hs, W, 0);
-    cuda::attention_forward(y, lse_ + int64_t(l) * B * NH * T, qkv, B, T, NH, NKV, hs, 0);
+    cuda::attention_forward(y, lse_ + int64_t(l) * B * NH * T, qkv, nullptr, nullptr, B, T, NH, NKV, hs, 0);
     matmul_.forward(branch_, nullptr, y, w(o.attn_out_w), w(o.attn_out_b), N, C, C, 0);
     residual_norm_forward(mid_ + nc, ln2_ + nc, stat(ln2_mean_, l), ln2_rstd_ + int64_t(l) * N, residual_ + nc,
                           o.ln2_w, o.ln2_b);
@@ -351,8 +351,8 @@ void CudaModel::backward(float loss_scale, const GradientsReady& ready) {
     matmul_.backward_input(d_y_, d_res_, w(o.attn_out_w), nullptr, N, C, C, 0);
     matmul_.backward_weight(g(o.attn_out_w), d_res_, attn_y_ + nc, N, C, C, 0);
     if (o.attn_out_b >= 0) cuda::add_column_sums(g(o.attn_out_b), scratch_, d_res_, N, C, 0);
-    cuda::attention_backward(d_qkv_, scratch_, d_y_, attn_y_ + nc, qkv, lse_ + int64_t(l) * B * NH * T, B, T, NH, NKV,
-                             hs, 0);
+    cuda::attention_backward(d_qkv_, scratch_, d_y_, attn_y_ + nc, qkv, nullptr, nullptr, lse_ + int64_t(l) * B * NH * T,
+                             B, T, NH, NKV, hs, 0);
     if (shape_.qk_norm)
       cuda::head_rmsnorm_backward(d_qkv_, qkv, qk_rstd_ + int64_t(l) * N * (NH + NKV), N, NH + NKV, hs, W, 0);
     if (shape_.rope) cuda::rope_rotate(d_qkv_, rope_cos_, rope_sin_, N, T, NH + NKV, hs, W, true, 0);

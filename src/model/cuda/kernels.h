@@ -109,7 +109,9 @@ void mean_of(float* out, const float* values, int n, cudaStream_t stream);
 // In place on the `heads` heads of hs values at the start of each row (rows
 // `stride` apart, position n % T): each pair (x_j, x_{j+hs/2}) turns by the
 // angle of cos_table, sin_table, fp32 [T, hs/2] as cpu::rope_tables makes them;
-// inverse turns back (the backward).
+// inverse turns back (the backward). The attention kernels turn q and k
+// themselves when given the tables (below), to the same bits; this separate
+// turn is the unfused path they are tested against.
 void rope_rotate(bf16* x, const float* cos_table, const float* sin_table, int N, int T, int heads, int hs, int stride,
                  bool inverse, cudaStream_t stream);
 
@@ -118,12 +120,17 @@ void rope_rotate(bf16* x, const float* cos_table, const float* sin_table, int N,
 // query head h reads kv head h / (NH / NKV) (grouped-query attention when
 // NKV < NH); out [N, NH * hs]. Never stores the T x T scores: keeps each
 // query's log-sum-exp, lse [B, NH, T], for the backward, which recomputes the
-// probabilities tile by tile.
-void attention_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int NKV, int hs,
-                       cudaStream_t stream);
+// probabilities tile by tile. RoPE inside: with rope_cos, rope_sin (fp32
+// [T, hs/2] as cpu::rope_tables makes them, 16-byte aligned; null: none), q and
+// k are turned by their positions as the kernels read them (qkv is left as
+// it is), and the backward's dq, dk turned back: the result, bit for bit, of
+// rope_rotate on q and k, attention without tables, rope_rotate back on dq, dk.
+void attention_forward(bf16* out, float* lse, const bf16* qkv, const float* rope_cos, const float* rope_sin, int B,
+                       int T, int NH, int NKV, int hs, cudaStream_t stream);
 // dqkv = (dq | dk | dv), overwritten. scratch: attention_backward_scratch_floats.
 void attention_backward(bf16* dqkv, float* scratch, const bf16* dout, const bf16* out, const bf16* qkv,
-                        const float* lse, int B, int T, int NH, int NKV, int hs, cudaStream_t stream);
+                        const float* rope_cos, const float* rope_sin, const float* lse, int B, int T, int NH, int NKV,
+                        int hs, cudaStream_t stream);
 int64_t attention_backward_scratch_floats(int B, int T, int NH, int NKV, int hs);
 
 // attention_reference.cu: the same through fp32 batched GEMMs (cuBLAS, on
