@@ -6,7 +6,8 @@
 // Forward, per layer l (x_l the residual stream, Norm LayerNorm or RMSNorm,
 // kernels.h and matmul.h):
 //   ln1 = Norm(x_l)                        (fused with the previous add, below)
-//   qkv = ln1 Wqkv^T + b;  RoPE(q, k), then qk-norm, in place;  y = attention(qkv)
+//   qkv = ln1 Wqkv^T + b;  qk-norm of q, k in place;  y = attention(RoPE(q), RoPE(k), v)
+//                                          (the rotation inside the attention kernels)
 //   mid = x_l + (y Wo^T + b);  ln2 = Norm(mid)        one kernel
 //   act = gelu(fc = ln2 Wfc^T + b)                    one cuBLASLt epilogue (GELU)
 //   act = relu2(fc) or silu(gate) * up                a kernel after the matmul
@@ -118,6 +119,9 @@ class CudaModel final : public Model {
   }
   const bf16* w(int64_t offset) const { return offset < 0 ? nullptr : weights_ + offset; }
   float* g(int64_t offset) const { return offset < 0 ? nullptr : grads_ + offset; }
+  // The RoPE tables for the attention kernels; null without rope (no rotation).
+  const float* rope_cos() const { return shape_.rope ? rope_cos_ : nullptr; }
+  const float* rope_sin() const { return shape_.rope ? rope_sin_ : nullptr; }
   void norm_forward(bf16* out, float* mean, float* rstd, const bf16* inp, int64_t weight, int64_t bias);
   void residual_norm_forward(bf16* residual_out, bf16* out, float* mean, float* rstd, const bf16* residual,
                              int64_t weight, int64_t bias);
@@ -292,10 +296,14 @@ float CudaModel::forward(const int32_t* inputs, const int32_t* targets) {
     bf16* qkv = qkv_ + int64_t(l) * N * W;
     bf16* y = attn_y_ + nc;
     matmul_.forward(qkv, nullptr, ln1_ + nc, w(o.qkv_w), w(o.qkv_b), N, C, W, 0);
-    if (shape_.rope)  // q and k heads are contiguous: NH + NKV heads from the row start
-      cuda::rope_rotate(qkv, rope_cos_, rope_sin_, N, T, NH + NKV, hs, W, false, 0);
-    if (shape_.qk_norm) cuda::head_rmsnorm_forward(qkv, qk_rstd_ + int64_t(l) * N * (NH + NKV), N, NH + NKV, hs, W, 0);
-    cuda::attention_forward(y, lse_ + int64_t(l) * B * NH * T, qkv, nullptr, nullptr, B, T, NH, NKV, hs, 0);
+    // qk-norm before the rotation, which the attention kernels apply as they read q and k (the CPU model
+    // rotates first; both orders are the same function): qk-norm has no weights, it divides a head by its
+    // own rms, and the rotation R keeps each pair's length, so the head's rms, hence
+    // norm(R x) = R x / rms(R x) = R x / rms(x) = R norm(x), and for the backward J_norm(R x) = R J_norm(x) R^T.
+    // Only where the bf16 roundings fall differs.
+    if (shape_.qk_norm)  // q and k heads are contiguous: NH + NKV heads from the row start
+      cuda::head_rmsnorm_forward(qkv, qk_rstd_ + int64_t(l) * N * (NH + NKV), N, NH + NKV, hs, W, 0);
+    cuda::attention_forward(y, lse_ + int64_t(l) * B * NH * T, qkv, rope_cos(), rope_sin(), B, T, NH, NKV, hs, 0);
     matmul_.forward(branch_, nullptr, y, w(o.attn_out_w), w(o.attn_out_b), N, C, C, 0);
     residual_norm_forward(mid_ + nc, ln2_ + nc, stat(ln2_mean_, l), ln2_rstd_ + int64_t(l) * N, residual_ + nc,
                           o.ln2_w, o.ln2_b);
@@ -347,15 +355,14 @@ void CudaModel::backward(float loss_scale, const GradientsReady& ready) {
     matmul_.backward_weight(g(o.fc_w), d_fc_, ln2_ + nc, N, C, F, 0);
     if (o.fc_b >= 0) cuda::add_column_sums(g(o.fc_b), scratch_, d_fc_, N, F, 0);
     norm_backward(d_ln_, mid_ + nc, o.ln2_w, o.ln2_b, stat(ln2_mean_, l), ln2_rstd_ + int64_t(l) * N);
-    // Attention, then qk-norm and the rotation undone, in reverse order.
+    // Attention (its dq, dk turned back by the kernels), then qk-norm's backward on the unturned q, k.
     matmul_.backward_input(d_y_, d_res_, w(o.attn_out_w), nullptr, N, C, C, 0);
     matmul_.backward_weight(g(o.attn_out_w), d_res_, attn_y_ + nc, N, C, C, 0);
     if (o.attn_out_b >= 0) cuda::add_column_sums(g(o.attn_out_b), scratch_, d_res_, N, C, 0);
-    cuda::attention_backward(d_qkv_, scratch_, d_y_, attn_y_ + nc, qkv, nullptr, nullptr, lse_ + int64_t(l) * B * NH * T,
-                             B, T, NH, NKV, hs, 0);
+    cuda::attention_backward(d_qkv_, scratch_, d_y_, attn_y_ + nc, qkv, rope_cos(), rope_sin(),
+                             lse_ + int64_t(l) * B * NH * T, B, T, NH, NKV, hs, 0);
     if (shape_.qk_norm)
       cuda::head_rmsnorm_backward(d_qkv_, qkv, qk_rstd_ + int64_t(l) * N * (NH + NKV), N, NH + NKV, hs, W, 0);
-    if (shape_.rope) cuda::rope_rotate(d_qkv_, rope_cos_, rope_sin_, N, T, NH + NKV, hs, W, true, 0);
     matmul_.backward_input(d_ln_, d_qkv_, w(o.qkv_w), nullptr, N, C, W, 0);
     matmul_.backward_weight(g(o.qkv_w), d_qkv_, ln1_ + nc, N, C, W, 0);
     if (o.qkv_b >= 0) cuda::add_column_sums(g(o.qkv_b), scratch_, d_qkv_, N, W, 0);
