@@ -6,7 +6,8 @@
 //   2. The optimizer step over the paper 300M's parameters: AdamW, Muon, Dion,
 //      Dion2 at alpha 0.5 / 0.25 / 0.125, and one block at d_model 4096.
 //   3. Newton-Schulz TFLOP/s against a large cuBLAS bf16 GEMM on the same GPU.
-//   4. Causal attention, flash kernels vs the batched-GEMM reference path.
+//   4. Causal attention, flash kernels (without and with RoPE inside) vs the
+//      batched-GEMM reference path.
 //   bench_gpu [gpt2_micro_batch] [steps]        (run from the repository root)
 // MFU counts 6 N + 12 L C T FLOPs per token (PaLM's count, as llm.c reports
 // it) against the H100 SXM's 989 TFLOP/s dense bf16.
@@ -22,6 +23,7 @@
 #include "core/cuda/check.h"
 #include "core/device.h"
 #include "core/rng.h"
+#include "model/cpu/kernels.h"
 #include "model/cuda/kernels.h"
 #include "model/model.h"
 #include "optim/newton_schulz.h"
@@ -217,7 +219,7 @@ void bench_attention(int B, int T, int NH, int hs, int repeats) {
   const int64_t N = int64_t(B) * T, C = int64_t(NH) * hs;
   using cuda::bf16;
   bf16 *qkv, *out, *dout, *dqkv;
-  float *lse, *probs, *scratch;
+  float *lse, *probs, *scratch, *rope_cos, *rope_sin;
   const int64_t scratch_floats = std::max(cuda::attention_backward_scratch_floats(B, T, NH, NH, hs),
                                           cuda::attention_reference_scratch_floats(B, T, NH, NH, hs));
   CUDA_CHECK(cudaMalloc(&qkv, N * 3 * C * sizeof(bf16)));
@@ -227,6 +229,12 @@ void bench_attention(int B, int T, int NH, int hs, int repeats) {
   CUDA_CHECK(cudaMalloc(&lse, int64_t(B) * NH * T * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&probs, int64_t(B) * NH * T * T * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&scratch, scratch_floats * sizeof(float)));
+  std::vector<float> cos_table(size_t(T) * hs / 2), sin_table(cos_table.size());
+  cpu::rope_tables(cos_table.data(), sin_table.data(), T, hs, 10000.0);
+  CUDA_CHECK(cudaMalloc(&rope_cos, cos_table.size() * sizeof(float)));
+  CUDA_CHECK(cudaMalloc(&rope_sin, sin_table.size() * sizeof(float)));
+  CUDA_CHECK(cudaMemcpy(rope_cos, cos_table.data(), cos_table.size() * sizeof(float), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(rope_sin, sin_table.data(), sin_table.size() * sizeof(float), cudaMemcpyHostToDevice));
   std::vector<float> host(N * 3 * C);
   SplitMix64 rng{7};
   for (float& x : host) x = float(double(rng.next() >> 11) / 9007199254740992.0 - 0.5);
@@ -242,6 +250,11 @@ void bench_attention(int B, int T, int NH, int hs, int repeats) {
   const double flash_b = median_ms(repeats, [&] {
     cuda::attention_backward(dqkv, scratch, dout, out, qkv, nullptr, nullptr, lse, B, T, NH, NH, hs, 0);
   });
+  const double rope_f =
+      median_ms(repeats, [&] { cuda::attention_forward(out, lse, qkv, rope_cos, rope_sin, B, T, NH, NH, hs, 0); });
+  const double rope_b = median_ms(repeats, [&] {
+    cuda::attention_backward(dqkv, scratch, dout, out, qkv, rope_cos, rope_sin, lse, B, T, NH, NH, hs, 0);
+  });
   const double ref_f = median_ms(repeats, [&] {
     cuda::attention_reference_forward(out, probs, scratch, qkv, B, T, NH, NH, hs, handle, 0);
   });
@@ -254,11 +267,13 @@ void bench_attention(int B, int T, int NH, int hs, int repeats) {
               "|---|---|---|---|---|\n", B, T, NH, hs);
   std::printf("| flash kernels | %.2f | %.2f | %.1f | %.1f |\n", flash_f, flash_b, fwd_flops / flash_f * 1e-9,
               2.5 * fwd_flops / flash_b * 1e-9);
+  std::printf("| flash kernels, RoPE inside | %.2f | %.2f | %.1f | %.1f |\n", rope_f, rope_b,
+              fwd_flops / rope_f * 1e-9, 2.5 * fwd_flops / rope_b * 1e-9);
   std::printf("| batched GEMM reference | %.2f | %.2f | %.1f | %.1f |\n\n", ref_f, ref_b, fwd_flops / ref_f * 1e-9,
               2.5 * fwd_flops / ref_b * 1e-9);
   CUBLAS_CHECK(cublasDestroy(handle));
   for (void* p : {(void*)qkv, (void*)dqkv, (void*)out, (void*)dout, (void*)lse, (void*)probs, (void*)scratch,
-                  (void*)staging})
+                  (void*)staging, (void*)rope_cos, (void*)rope_sin})
     CUDA_CHECK(cudaFree(p));
 }
 
