@@ -60,7 +60,8 @@ class MatrixOps {
   // sum_i x_i^2, accumulated in double in a fixed order.
   virtual double sum_squares(int64_t n, const float* x) = 0;
 
-  // Dion2's slice operations, each one pass over the memory it touches.
+  // Dion2's slice operations, each one pass over the memory it touches; a
+  // selection K names distinct slices.
   // m += g, then norms = the l1 norm of every row (kRows: rows values) or column
   // (kCols: cols values) of m.
   virtual void accumulate_slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* g, float* m,

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 
 #include "core/rng.h"
 
@@ -13,6 +15,11 @@ int64_t selected_count(double alpha, int64_t d) {
 }
 
 void select_top_l1(std::span<const float> norms, int64_t k, std::vector<int64_t>& selected) {
+  // A NaN would break the ordering nth_element needs; the momentum is lost by then anyway.
+  for (size_t i = 0; i < norms.size(); i++)
+    if (std::isnan(norms[i]))
+      throw std::runtime_error("Dion2 selection: slice " + std::to_string(i) +
+                               " of a momentum matrix has a NaN l1 norm (the momentum holds NaN or Inf)");
   selected.resize(norms.size());
   std::iota(selected.begin(), selected.end(), 0);
   auto larger = [&](int64_t a, int64_t b) { return norms[a] > norms[b] || (norms[a] == norms[b] && a < b); };

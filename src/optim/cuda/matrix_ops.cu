@@ -10,7 +10,7 @@
 //   element-wise updates                one thread per element, each product and sum rounded
 //                                       where the CPU loop rounds it (__fmul_rn, __fadd_rn: no
 //                                       fused multiply-adds), so they equal the x86-64 build's
-//                                       bit for bit (and Dion2 selects the same slices)
+//                                       bit for bit
 //   row and column reductions           fp64 sums in a fixed order (a block per row; a 32 x 32
 //                                       tile per 32 columns), no atomics: the same bits every run
 //
@@ -382,7 +382,10 @@ class CudaMatrixOps final : public MatrixOps {
   void accumulate_slice_l1_norms(SliceDim dim, int64_t rows, int64_t cols, const float* g, float* m,
                                  std::span<float> norms) override {
     const int64_t count = dim == SliceDim::kRows ? rows : cols;
-    if (rows == 0 || cols == 0) return;
+    if (rows == 0 || cols == 0) {  // empty slices: norm 0, as on the CPU
+      std::fill(norms.begin(), norms.end(), 0.0f);
+      return;
+    }
     float* device_norms = slice_norms_.reserve(count);
     if (dim == SliceDim::kRows) {
       accumulate_row_l1_norms_kernel<<<unsigned(rows), kThreads, 0, kStream>>>(cols, g, m, device_norms);
@@ -426,7 +429,11 @@ class CudaMatrixOps final : public MatrixOps {
     if (rows == 0 || cols == 0) return;
     const bool by_rows = dim == SliceDim::kRows;
     slot_.assign(size_t(by_rows ? rows : cols), -1);
-    for (size_t t = 0; t < selected.size(); t++) slot_[size_t(selected[t])] = int64_t(t);
+    for (size_t t = 0; t < selected.size(); t++) {
+      int64_t& slot = slot_[size_t(selected[t])];
+      if (slot >= 0) throw std::invalid_argument("add_to_slices: slice " + std::to_string(selected[t]) + " selected twice");
+      slot = int64_t(t);
+    }
     add_to_slices_kernel<<<blocks_for(rows * cols), kThreads, 0, kStream>>>(
         by_rows, rows, cols, int64_t(selected.size()), w, upload(slot_), keep, alpha, update);
     CUDA_CHECK_LAUNCH();
