@@ -1,10 +1,12 @@
 // The Comm of cuda runs over several ranks (nccl_comm.cpp): each collective
-// goes where its buffers live. GPU buffers go through NCCL on the default
-// stream; host buffers (a loss to sum, a config to compare) go to the host Comm
-// it wraps. The two buffers of one call must be on one side (else
-// std::invalid_argument), and a host all_to_all needs values on every rank.
-// It exists in builds with CUDA, MPI and NCCL (LLMDION_WITH_NCCL); elsewhere
-// gpu_comm_available() is false and a cuda run is one process.
+// goes where its buffers live. GPU buffers go through NCCL, on the default
+// stream (started collectives on a side stream of their own); host buffers (a
+// loss to sum, a config to compare) go to the host Comm it wraps. The two
+// buffers of one call must be on one side (else std::invalid_argument), and a
+// host all_to_all needs values on every rank. It exists in builds with CUDA and
+// NCCL (LLMDION_WITH_NCCL; over several ranks MPI too, which the host Comm
+// needs, alone the serial Comm); elsewhere gpu_comm_available() is false and a
+// cuda run is one process.
 #pragma once
 
 #include <memory>

@@ -1,5 +1,5 @@
 // The Comm of cuda runs over several ranks: NCCL for buffers in GPU memory,
-// the wrapped host Comm (MPI) for the rest. Each call looks at its own buffers
+// the wrapped host Comm (MPI; serial alone) for the rest. Each call looks at its own buffers
 // (cudaPointerGetAttributes): device memory goes to NCCL, anything else to the
 // host Comm, and a GPU buffer paired with a host buffer is refused. An empty
 // buffer says nothing, so the other one decides; with no values at all this
@@ -48,6 +48,25 @@ namespace {
 constexpr cudaStream_t kStream = nullptr;  // the legacy default stream
 
 enum class Memory { kEmpty, kHost, kDevice };
+
+// ncclGroupStart, then ncclGroupEnd by end() or, when a call inside throws,
+// on the way out: no later NCCL call is swallowed into a group left open.
+class NcclGroup {
+ public:
+  NcclGroup() { NCCL_CHECK(ncclGroupStart()); }
+  ~NcclGroup() {
+    if (open_) ncclGroupEnd();
+  }
+  NcclGroup(const NcclGroup&) = delete;
+  NcclGroup& operator=(const NcclGroup&) = delete;
+  void end() {
+    open_ = false;
+    NCCL_CHECK(ncclGroupEnd());
+  }
+
+ private:
+  bool open_ = true;
+};
 
 // Where a buffer lives. Pinned or managed host memory is waited for first: work
 // on the stream may still be writing it, and the host Comm reads it at once.
@@ -134,11 +153,14 @@ class GpuComm final : public Comm {
     CUDA_CHECK(cudaEventCreateWithFlags(&queued_, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&started_done_, cudaEventDisableTiming));
   }
-  // Flushes this rank's NCCL work and frees it. Not while an exception unwinds
-  // (the run failed, and the host Comm's abort comes next): the other ranks
-  // would never join that teardown, and the process exit frees the GPU.
+  // Flushes this rank's NCCL work and frees it. While an exception unwinds (the
+  // run failed, and the host Comm's abort comes next) the other ranks would
+  // never join that teardown: then NCCL's kernels are stopped instead.
   ~GpuComm() override {
-    if (nccl_ && std::uncaught_exceptions() == 0) ncclCommDestroy(nccl_);
+    if (nccl_) {
+      if (std::uncaught_exceptions() == 0) ncclCommDestroy(nccl_);
+      else ncclCommAbort(nccl_);
+    }
     cudaEventDestroy(started_done_);
     cudaEventDestroy(queued_);
     cudaStreamDestroy(side_stream_);
@@ -253,12 +275,12 @@ class GpuComm final : public Comm {
     }
     if (memory != Memory::kDevice) return;
     const cudaStream_t stream = started ? side_stream_after_queued_work() : kStream;
-    NCCL_CHECK(ncclGroupStart());
+    NcclGroup group;
     for (int r = 0; r < world_size(); r++)
       if (counts[size_t(r)] > 0)
         NCCL_CHECK(ncclReduce(in.data() + starts[size_t(r)], r == rank() ? out.data() : nullptr,
                               size_t(counts[size_t(r)]), type_of(in.data()), ncclSum, r, nccl_, stream));
-    NCCL_CHECK(ncclGroupEnd());
+    group.end();
   }
 
   template <typename T>
@@ -276,14 +298,14 @@ class GpuComm final : public Comm {
     }
     if (memory != Memory::kDevice) return;
     const cudaStream_t stream = started ? side_stream_after_queued_work() : kStream;
-    NCCL_CHECK(ncclGroupStart());
+    NcclGroup group;
     for (int r = 0; r < world_size(); r++) {
       if (counts[size_t(r)] == 0) continue;
       T* block = all.data() + starts[size_t(r)];
       NCCL_CHECK(ncclBroadcast(r == rank() ? mine.data() : block, block, size_t(counts[size_t(r)]), type_of(block), r,
                                nccl_, stream));
     }
-    NCCL_CHECK(ncclGroupEnd());
+    group.end();
   }
 
   template <typename T>
@@ -315,7 +337,7 @@ class GpuComm final : public Comm {
       CUDA_CHECK(cudaMemcpyAsync(out.data() + recv_starts[me], in.data() + send_starts[me],
                                  size_t(send_counts[me]) * sizeof(T), cudaMemcpyDeviceToDevice, kStream));
     const ncclDataType_t type = type_of(in.data());
-    NCCL_CHECK(ncclGroupStart());
+    NcclGroup group;
     for (size_t r = 0; r < size_t(world_size()); r++) {
       if (r == me) continue;
       if (send_counts[r] > 0)
@@ -323,7 +345,7 @@ class GpuComm final : public Comm {
       if (recv_counts[r] > 0)
         NCCL_CHECK(ncclRecv(out.data() + recv_starts[r], size_t(recv_counts[r]), type, int(r), nccl_, kStream));
     }
-    NCCL_CHECK(ncclGroupEnd());
+    group.end();
   }
 
   Comm& host_;

@@ -157,7 +157,7 @@ int run_training(const Config& given, Comm& host_comm) {
   if (device == Device::kCuda && host_comm.world_size() > 1) {
     if (!gpu_comm_available())
       throw std::runtime_error("run.device cuda over several ranks needs NCCL, which this build lacks (it needs "
-                               "CUDA, MPI and NCCL): run one rank, or use run.device: cpu under mpirun");
+                               "CUDA and NCCL): run one rank, or use run.device: cpu under mpirun");
 #ifdef LLMDION_WITH_NCCL
     gpu_comm = make_gpu_comm(host_comm);
 #endif

@@ -48,6 +48,23 @@ int64_t total_of(const std::vector<int64_t>& counts) {
   return std::accumulate(counts.begin(), counts.end(), int64_t(0));
 }
 
+// bf16: values k 2^e with |k| <= 255 / ranks, e by index, whose sums are exact
+// in bf16 whatever order NCCL or MPI adds them in.
+std::vector<HostBf16> exact_bf16_input_of(int rank, int world, int64_t n, uint64_t salt) {
+  SplitMix64 rng{derive_seed({uint64_t(rank), salt})};
+  const int64_t bound = 255 / world;
+  std::vector<HostBf16> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i++)
+    v[size_t(i)] = round_to_bf16(std::ldexp(float(int64_t(rng.below(uint64_t(2 * bound + 1))) - bound), int(i % 11) - 5));
+  return v;
+}
+
+std::vector<uint16_t> bits_of(const std::vector<HostBf16>& values) {
+  std::vector<uint16_t> bits;
+  for (HostBf16 x : values) bits.push_back(x.bits);
+  return bits;
+}
+
 template <typename T>
 std::span<T> span_of(DeviceArray<T>& array) {
   return {array.ptr, array.size};
@@ -171,34 +188,80 @@ TEST_F(GpuComm, reduce_scatter_of_uneven_gpu_blocks_equals_the_host_comms) {
   EXPECT_EQ(host_calls(), std::vector<std::string>{});
 }
 
-// Started reduce-scatters on the side stream: each queued after the copy that
-// fills its input on the compute stream, two in flight, then wait_all() and a
-// read on the compute stream; the same on host buffers goes to the host Comm.
-TEST_F(GpuComm, started_reduce_scatters_wait_for_their_inputs_and_equal_the_host_comms) {
+// Milliseconds of work on the compute stream (16 GiB of memsets): a started
+// collective that did not wait for the work queued before it would run first.
+void keep_the_compute_stream_busy(DeviceArray<float>& scratch) {
+  for (int i = 0; i < 16; i++) CUDA_CHECK(cudaMemsetAsync(scratch.ptr, 0, scratch.size * sizeof(float), nullptr));
+}
+
+// A device array read on the compute stream alone (no device-wide sync): what
+// work queued there after wait_all() sees.
+template <typename T>
+std::vector<T> read_on_the_compute_stream(const DeviceArray<T>& array) {
+  std::vector<T> host(array.size);
+  CUDA_CHECK(cudaMemcpyAsync(host.data(), array.ptr, array.size * sizeof(T), cudaMemcpyDeviceToHost, nullptr));
+  CUDA_CHECK(cudaStreamSynchronize(nullptr));
+  return host;
+}
+
+// A copy of `from` into `to` queued on the compute stream.
+template <typename T>
+void copy_on_the_compute_stream(const DeviceArray<T>& from, DeviceArray<T>& to) {
+  CUDA_CHECK(cudaMemcpyAsync(to.ptr, from.ptr, from.size * sizeof(T), cudaMemcpyDeviceToDevice, nullptr));
+}
+
+// Started collectives on the side stream, several in flight at once (fp32 and
+// bf16 reduce-scatters and an fp32 all-gather), each started right after the
+// copy that fills its input, queued behind milliseconds of compute-stream work;
+// then wait_all() and reads on the compute stream alone. A collective that ran
+// before its input was written reads the poison; a read that did not wait for
+// the collective finds the poison of its output. The same on host buffers goes
+// to the host Comm.
+TEST_F(GpuComm, started_collectives_wait_for_their_inputs_and_the_compute_stream_waits_for_them) {
   LLMDION_REQUIRE_GPU();
   Comm& comm = gpu_comm();
-  const std::vector<int64_t> counts = uneven_counts(comm.world_size());
-  const size_t my_count = size_t(counts[size_t(comm.rank())]);
-  const std::vector<float> in_a = input_of(comm.rank(), total_of(counts), 31), in_b = input_of(comm.rank(), total_of(counts), 32);
-  std::vector<float> want_a(my_count), want_b(my_count);
+  const int me = comm.rank(), world = comm.world_size();
+  const std::vector<int64_t> counts = uneven_counts(world);
+  const size_t my_count = size_t(counts[size_t(me)]), total = size_t(total_of(counts));
+  const std::vector<float> in_a = input_of(me, int64_t(total), 31), mine = input_of(me, int64_t(my_count), 33);
+  const std::vector<HostBf16> in_b = exact_bf16_input_of(me, world, int64_t(total), 32);
+  std::vector<float> want_a(my_count), want_all(total);
+  std::vector<HostBf16> want_b(my_count);
   host().reduce_scatter_sum(in_a, want_a, counts);
   host().reduce_scatter_sum(in_b, want_b, counts);
-  DeviceArray<float> device_a(in_a.size()), device_b(in_b.size()), out_a(my_count), out_b(my_count);
-  device_a.poison(), device_b.poison(), out_a.poison(), out_b.poison();
-  CUDA_CHECK(cudaMemcpyAsync(device_a.ptr, in_a.data(), in_a.size() * sizeof(float), cudaMemcpyHostToDevice, nullptr));
+  host().all_gather(mine, want_all, counts);
+
+  DeviceArray<float> scratch(size_t(1) << 28);  // 1 GiB
+  DeviceArray<float> staged_a(in_a), staged_mine(mine), device_a(total), device_mine(my_count);
+  DeviceArray<HostBf16> staged_b(in_b), device_b(total);
+  DeviceArray<float> out_a(my_count), out_all(total);
+  DeviceArray<HostBf16> out_b(my_count);
+  for (auto* a : {&device_a, &device_mine, &out_a, &out_all}) a->poison();
+  device_b.poison(), out_b.poison();
+  CUDA_CHECK(cudaDeviceSynchronize());
+
+  keep_the_compute_stream_busy(scratch);
+  copy_on_the_compute_stream(staged_a, device_a);
   comm.start_reduce_scatter_sum(span_of(device_a), span_of(out_a), counts);
-  CUDA_CHECK(cudaMemcpyAsync(device_b.ptr, in_b.data(), in_b.size() * sizeof(float), cudaMemcpyHostToDevice, nullptr));
-  comm.start_reduce_scatter_sum(span_of(device_b), span_of(out_b), counts);
+  keep_the_compute_stream_busy(scratch);
+  copy_on_the_compute_stream(staged_b, device_b);
+  comm.start_reduce_scatter_sum(std::span<const HostBf16>(device_b.ptr, device_b.size), span_of(out_b), counts);
+  keep_the_compute_stream_busy(scratch);
+  copy_on_the_compute_stream(staged_mine, device_mine);
+  comm.start_all_gather(span_of(device_mine), span_of(out_all), counts);
   comm.wait_all();
-  EXPECT_EQ(out_a.download(), want_a);
-  EXPECT_EQ(out_b.download(), want_b);
+  EXPECT_EQ(read_on_the_compute_stream(out_a), want_a) << "fp32 reduce-scatter";
+  EXPECT_EQ(bits_of(read_on_the_compute_stream(out_b)), bits_of(want_b)) << "bf16 reduce-scatter";
+  EXPECT_EQ(read_on_the_compute_stream(out_all), want_all) << "all-gather";
   EXPECT_EQ(host_calls(), std::vector<std::string>{});
 
-  std::vector<float> host_out(my_count, -1.0f);
+  std::vector<float> host_out(my_count, -1.0f), host_all(total, -1.0f);
   comm.start_reduce_scatter_sum(in_a, host_out, counts);
+  comm.start_all_gather(mine, host_all, counts);
   comm.wait_all();
   EXPECT_EQ(host_out, want_a);
-  EXPECT_EQ(host_calls(), (std::vector<std::string>{"start_reduce_scatter_sum", "wait_all"}));
+  EXPECT_EQ(host_all, want_all);
+  EXPECT_EQ(host_calls(), (std::vector<std::string>{"start_reduce_scatter_sum", "start_all_gather", "wait_all"}));
 }
 
 TEST_F(GpuComm, all_gather_of_uneven_gpu_blocks_equals_the_host_comms) {
@@ -400,23 +463,6 @@ TEST_F(GpuComm, bytes_sent_counts_as_the_host_comm_does) {
             sent(host(), [&](Comm& c) { c.all_reduce_sum(host_total); }));
   std::string text = "same on every rank", copy = text;
   EXPECT_EQ(sent(comm, [&](Comm& c) { c.broadcast(text, 0); }), sent(host(), [&](Comm& c) { c.broadcast(copy, 0); }));
-}
-
-// bf16: values k 2^e with |k| <= 255 / ranks, e by index, whose sums are exact
-// in bf16 whatever order NCCL or MPI adds them in.
-std::vector<HostBf16> exact_bf16_input_of(int rank, int world, int64_t n, uint64_t salt) {
-  SplitMix64 rng{derive_seed({uint64_t(rank), salt})};
-  const int64_t bound = 255 / world;
-  std::vector<HostBf16> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; i++)
-    v[size_t(i)] = round_to_bf16(std::ldexp(float(int64_t(rng.below(uint64_t(2 * bound + 1))) - bound), int(i % 11) - 5));
-  return v;
-}
-
-std::vector<uint16_t> bits_of(const std::vector<HostBf16>& values) {
-  std::vector<uint16_t> bits;
-  for (HostBf16 x : values) bits.push_back(x.bits);
-  return bits;
 }
 
 TEST_F(GpuComm, bf16_collectives_on_gpu_buffers_equal_the_host_comms) {
