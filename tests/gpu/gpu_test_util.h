@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -88,8 +89,10 @@ inline std::vector<float> to_float(const std::vector<bf16>& v) {
   return out;
 }
 
-// ||got - want|| / ||want|| over all elements; infinite when any got is not finite.
-inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+// ||got - want|| / max(||want||, min_norm) over all elements; infinite when any
+// got is not finite. min_norm judges a part whose reference is zero (or nearly)
+// against the whole it belongs to, where rounding alone leaves it nonzero.
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& want, double min_norm = 0) {
   EXPECT_EQ(got.size(), want.size());
   double diff = 0, norm = 0;
   for (size_t i = 0; i < want.size() && i < got.size(); i++) {
@@ -97,7 +100,7 @@ inline double relative_error(const std::vector<float>& got, const std::vector<fl
     diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
     norm += double(want[i]) * want[i];
   }
-  return std::sqrt(diff / std::max(norm, 1e-300));
+  return std::sqrt(diff) / std::max({std::sqrt(norm), min_norm, 1e-150});
 }
 
 // Tolerances of the standard: fp32 paths and bf16 paths.
