@@ -125,19 +125,21 @@ TEST(CudaMatrixOps, gemm_batched_matches_the_cpu_loop) {
   for (const auto& [m, n] : kShapes)
     for (int64_t k : {int64_t(1), int64_t(29)})
       for (bool ta : {false, true})
-        for (bool bf16 : {false, true}) {
-          const int64_t count = 3, stride_a = m * k + 5, stride_b = k * n + 3, stride_c = m * n + 7;
-          const std::vector<float> a = normal_values(count * stride_a, seed++, 1.0f);
-          const std::vector<float> b = normal_values(count * stride_b, seed++, 1.0f);
-          std::vector<float> cpu_c = normal_values(count * stride_c, seed++, 1.0f);
-          DeviceArray<float> gpu_a(a), gpu_b(b), gpu_c(cpu_c);
-          ops.cpu->gemm_batched(ta, true, m, n, k, 1.5f, a.data(), stride_a, b.data(), stride_b, 0.5f, cpu_c.data(),
-                                stride_c, count, bf16);
-          ops.gpu->gemm_batched(ta, true, m, n, k, 1.5f, gpu_a.ptr, stride_a, gpu_b.ptr, stride_b, 0.5f, gpu_c.ptr,
-                                stride_c, count, bf16);
-          EXPECT_LT(relative_error(gpu_c.download(), cpu_c), kFp32Tolerance)
-              << "C " << shape_name(m, n) << ", k " << k << ", transpose_a " << ta << ", bf16 " << bf16;
-        }
+        for (bool tb : {false, true})
+          for (bool bf16 : {false, true}) {
+            const int64_t count = 3, stride_a = m * k + 5, stride_b = k * n + 3, stride_c = m * n + 7;
+            const std::vector<float> a = normal_values(count * stride_a, seed++, 1.0f);
+            const std::vector<float> b = normal_values(count * stride_b, seed++, 1.0f);
+            std::vector<float> cpu_c = normal_values(count * stride_c, seed++, 1.0f);
+            DeviceArray<float> gpu_a(a), gpu_b(b), gpu_c(cpu_c);
+            ops.cpu->gemm_batched(ta, tb, m, n, k, 1.5f, a.data(), stride_a, b.data(), stride_b, 0.5f, cpu_c.data(),
+                                  stride_c, count, bf16);
+            ops.gpu->gemm_batched(ta, tb, m, n, k, 1.5f, gpu_a.ptr, stride_a, gpu_b.ptr, stride_b, 0.5f, gpu_c.ptr,
+                                  stride_c, count, bf16);
+            EXPECT_LT(relative_error(gpu_c.download(), cpu_c), kFp32Tolerance)
+                << "C " << shape_name(m, n) << ", k " << k << ", transpose_a " << ta << ", transpose_b " << tb
+                << ", bf16 " << bf16;
+          }
 }
 
 TEST(CudaMatrixOps, copies_transposes_and_element_wise_updates_match_the_cpu) {
@@ -397,7 +399,9 @@ TEST(CudaMatrixOps, householder_qr_gives_the_cpus_q_which_is_cholesky_qrs_q) {
 // another configuration (gpu_optim: bf16 products) at a looser tolerance.
 void expect_same_five_steps(const std::string& what, const OptimConfig& optim,
                             const std::optional<OptimConfig>& gpu_optim = {}, double tolerance = kFp32Tolerance) {
-  const MatrixProblem problem({{64, 200}, {333, 65}, {13, 7}, {1, 1}}, 5, 7);
+  // Two matrices of one shape (a batch of two), a short side of 512 (the tiled
+  // symmetric products), tall and wide, tiny.
+  const MatrixProblem problem({{64, 200}, {333, 65}, {64, 200}, {600, 512}, {13, 7}, {1, 1}}, 5, 7);
   const size_t n = static_cast<size_t>(problem.numel);
   Config cpu_config;
   cpu_config.optim = optim;
