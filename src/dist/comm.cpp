@@ -1,8 +1,11 @@
 #include "dist/comm.h"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace llmdion {
@@ -74,24 +77,43 @@ bool launched_by_mpi() {
 
 }  // namespace
 
-void Comm::count_all_reduce(int64_t bytes) { bytes_sent_ += 2 * bytes * (world_size() - 1) / world_size(); }
+BytesSent BytesSent::operator-(const BytesSent& earlier) const {
+  return {all_reduce - earlier.all_reduce, reduce_scatter - earlier.reduce_scatter, all_gather - earlier.all_gather,
+          broadcast - earlier.broadcast, all_to_all - earlier.all_to_all};
+}
+
+std::string BytesSent::describe() const {
+  const auto mb = [](int64_t bytes) {
+    if (bytes < 1000) return fmt::format("{} B", bytes);
+    return bytes < 1000000 ? fmt::format("{:.2f} kB", double(bytes) / 1e3) : fmt::format("{:.2f} MB", double(bytes) / 1e6);
+  };
+  const std::pair<const char*, int64_t> by_kind[] = {{"all-reduce", all_reduce}, {"reduce-scatter", reduce_scatter},
+                                                     {"all-gather", all_gather}, {"broadcast", broadcast},
+                                                     {"all-to-all", all_to_all}};
+  std::string kinds;
+  for (const auto& [name, bytes] : by_kind)
+    if (bytes > 0) kinds += (kinds.empty() ? "" : ", ") + std::string(name) + " " + mb(bytes);
+  return mb(total()) + (kinds.empty() ? "" : " (" + kinds + ")");
+}
+
+void Comm::count_all_reduce(int64_t bytes) { sent_.all_reduce += 2 * bytes * (world_size() - 1) / world_size(); }
 
 void Comm::count_reduce_scatter(std::span<const int64_t> counts, int64_t value_bytes) {
   for (int r = 0; r < world_size(); r++)
-    if (r != rank()) bytes_sent_ += counts[size_t(r)] * value_bytes;
+    if (r != rank()) sent_.reduce_scatter += counts[size_t(r)] * value_bytes;
 }
 
 void Comm::count_all_gather(std::span<const int64_t> counts, int64_t value_bytes) {
-  bytes_sent_ += counts[size_t(rank())] * value_bytes * (world_size() - 1);
+  sent_.all_gather += counts[size_t(rank())] * value_bytes * (world_size() - 1);
 }
 
 void Comm::count_broadcast(int64_t bytes, int root) {
-  if (rank() == root) bytes_sent_ += bytes * (world_size() - 1);
+  if (rank() == root) sent_.broadcast += bytes * (world_size() - 1);
 }
 
 void Comm::count_all_to_all(std::span<const int64_t> send_counts, int64_t value_bytes) {
   for (int r = 0; r < world_size(); r++)
-    if (r != rank()) bytes_sent_ += send_counts[size_t(r)] * value_bytes;
+    if (r != rank()) sent_.all_to_all += send_counts[size_t(r)] * value_bytes;
 }
 
 std::unique_ptr<Comm> make_comm(int* argc, char*** argv) {

@@ -28,6 +28,17 @@
 
 namespace llmdion {
 
+// What one rank has sent, by kind of collective (the counting rule above).
+struct BytesSent {
+  int64_t all_reduce = 0, reduce_scatter = 0, all_gather = 0, broadcast = 0, all_to_all = 0;
+
+  int64_t total() const { return all_reduce + reduce_scatter + all_gather + broadcast + all_to_all; }
+  BytesSent operator-(const BytesSent& earlier) const;
+  // "1.23 MB (reduce-scatter 800.00 kB, all-gather 430.00 kB, all-reduce 8 B)":
+  // the total and each kind that sent anything.
+  std::string describe() const;
+};
+
 class Comm {
  public:
   virtual ~Comm() = default;
@@ -81,10 +92,11 @@ class Comm {
     return value;
   }
 
-  int64_t bytes_sent() const { return bytes_sent_; }
+  int64_t bytes_sent() const { return sent_.total(); }
+  const BytesSent& bytes_sent_by_collective() const { return sent_; }
 
  protected:
-  // bytes_sent_ += what this rank sends in one collective under the textbook
+  // sent_ += what this rank sends in one collective under the textbook
   // algorithm above, from the collective's arguments (blocks of values of
   // value_bytes each: 4 for fp32, 2 for bf16).
   void count_all_reduce(int64_t bytes);
@@ -93,7 +105,7 @@ class Comm {
   void count_broadcast(int64_t bytes, int root);
   void count_all_to_all(std::span<const int64_t> send_counts, int64_t value_bytes);
 
-  int64_t bytes_sent_ = 0;
+  BytesSent sent_;
 };
 
 // MPI when the process was started by mpirun (or another MPI launcher), else

@@ -259,7 +259,7 @@ int run_training(const Config& given, Comm& host_comm) {
   const int64_t first_step = state.step;
   for (int64_t step = state.step; step < steps; step++) {
     const auto step_start = std::chrono::steady_clock::now();
-    const int64_t bytes_before = comm.bytes_sent();
+    const BytesSent sent_before = comm.bytes_sent_by_collective();
     model->zero_grads();
     double loss_sum = 0;
     for (int64_t m = 0; m < grad_accum; m++) {
@@ -303,10 +303,10 @@ int run_training(const Config& given, Comm& host_comm) {
     std::optional<double> val_loss;
     if (due(config.train.eval_every, step))
       val_loss = evaluate(*model, val_data, config.train.eval_tokens, inputs, targets, comm);
-    const int64_t comm_bytes = comm.bytes_sent() - bytes_before;  // what this rank sent in the step
+    const BytesSent sent = comm.bytes_sent_by_collective() - sent_before;  // what this rank sent in the step
     if (csv)
       csv->row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms, opt_ms,
-               comm_bytes);
+               sent.total());
     if (step + 1 == steps && root) {
       // done.yaml marks a finished run (sweep scripts skip it) with its final losses.
       write_file_atomic(out_dir + "/done.yaml", [&](std::ostream& out) {
@@ -318,10 +318,10 @@ int run_training(const Config& given, Comm& host_comm) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const double eta = elapsed / double(step + 1 - first_step) * double(steps - step - 1);
     if (val_loss || step % 10 == 0 || step + 1 == steps)
-      spdlog::info("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | norm {:.3f} | {:.0f} ms (optimizer {:.1f}) | {:.0f} tok/s | ETA {}",
+      spdlog::info("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | norm {:.3f} | {:.0f} ms (optimizer {:.1f}) | {:.0f} tok/s{} | ETA {}",
                    step, steps, train_loss, val_loss ? fmt::format(" | val {:.4f}", *val_loss) : "",
                    config.optim.lr * lr_scale, grad_norm, step_ms, opt_ms, double(tokens_per_step) * 1000.0 / step_ms,
-                   format_duration(eta));
+                   comm.world_size() > 1 ? " | sent " + sent.describe() : "", format_duration(eta));
 
     if (sampler && due(config.train.sample_every, step)) {
       model->copy_params_to_host(host_params);

@@ -345,6 +345,36 @@ TEST(Comm, bytes_sent_counts_what_the_textbook_algorithms_send) {
   EXPECT_EQ(comm->bytes_sent() - before, comm->rank() == 0 && n > 1 ? (400 + 7) * (n - 1) : 0);
 }
 
+// The breakdown the training log prints: each collective's bytes under its own
+// kind, the others untouched, and the total their sum.
+TEST(Comm, bytes_sent_are_told_apart_by_collective) {
+  const int64_t n = comm->world_size();
+  const std::vector<int64_t> counts(size_t(n), 10);
+  std::vector<float> data(100, 1.0f), all(size_t(10 * n)), mine(10), received(all.size());
+  const BytesSent start = comm->bytes_sent_by_collective();
+  comm->all_reduce_sum(data);
+  comm->all_gather(std::vector<float>(10, 1.0f), all, counts);
+  comm->all_gather(std::vector<float>(10, 1.0f), all, counts);
+  comm->reduce_scatter_sum(all, mine, counts);
+  comm->all_to_all(all, counts, received, counts);
+  comm->broadcast(data, n - 1);
+  const BytesSent sent = comm->bytes_sent_by_collective() - start;
+  EXPECT_EQ(sent.all_reduce, n > 1 ? 2 * 400 * (n - 1) / n : 0);
+  EXPECT_EQ(sent.all_gather, 2 * 40 * (n - 1));
+  EXPECT_EQ(sent.reduce_scatter, 40 * (n - 1));
+  EXPECT_EQ(sent.all_to_all, 40 * (n - 1));
+  EXPECT_EQ(sent.broadcast, comm->rank() == n - 1 ? 400 * (n - 1) : 0);
+  EXPECT_EQ(sent.total(), sent.all_reduce + sent.all_gather + sent.reduce_scatter + sent.all_to_all + sent.broadcast);
+  EXPECT_EQ(comm->bytes_sent() - start.total(), sent.total());
+}
+
+TEST(Comm, bytes_sent_describe_names_each_kind_that_sent) {
+  BytesSent sent;
+  EXPECT_EQ(sent.describe(), "0 B");
+  sent.reduce_scatter = 800000, sent.all_gather = 1430000, sent.all_reduce = 8;
+  EXPECT_EQ(sent.describe(), "2.23 MB (all-reduce 8 B, reduce-scatter 800.00 kB, all-gather 1.43 MB)");
+}
+
 }  // namespace
 }  // namespace llmdion
 
