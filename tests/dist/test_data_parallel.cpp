@@ -4,7 +4,7 @@
 // is refused on 4, with the reason; ranks with different configs are
 // refused; Dion2 sends only its selected slices of the weights; a killed rank
 // brings the others down promptly and the run resumes from its last complete
-// checkpoint.
+// checkpoint; on a GPU machine, 2 cuda ranks over NCCL follow one cuda rank.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include "core/device.h"
+#include "dist/gpu_comm.h"
 #include "train/train_util.h"
 
 namespace llmdion {
@@ -199,6 +201,32 @@ TEST_F(DataParallel, bf16_gradients_halve_the_gradient_traffic_and_keep_the_loss
                 "%lld)\n",
                 ranks, static_cast<long long>(fp32_bytes.back()), static_cast<long long>(bf16_bytes.back()),
                 static_cast<long long>(fp32_gradient_bytes), static_cast<long long>(fp32_gradient_bytes / 2));
+  }
+}
+
+// On GPUs (where the build has CUDA and NCCL and a GPU is present; skipped
+// elsewhere): 2 cuda ranks over NCCL, both on this machine's first GPU when it
+// has one (each rank claims a host of its own, NCCL_HOSTID, so NCCL lets them
+// share it, connected over sockets), follow one cuda rank to bf16 tolerance:
+// the gradient buckets, the sharded optimizer and the weight rounds on device
+// buffers, for AdamW, Muon and Dion2.
+TEST_F(DataParallel, two_cuda_ranks_over_nccl_follow_one_cuda_rank) {
+  if (!gpu_comm_available()) GTEST_SKIP() << "gpu test skipped: this build has no CUDA backend with NCCL";
+  if (resolve_device("auto") != Device::kCuda) GTEST_SKIP() << "gpu test skipped: no CUDA device";
+  const std::string nccl_ranks = kMpirun +
+                                 " -x NCCL_IB_DISABLE=1 -x NCCL_NVLS_ENABLE=0 -x NCCL_MNNVL_ENABLE=0 -np 2 "
+                                 "sh -c 'NCCL_HOSTID=llmdion_rank$OMPI_COMM_WORLD_RANK exec \"$0\" \"$@\"' ";
+  const std::vector<std::pair<std::string, std::string>> optimizers = {
+      {"adamw", "--set optim.matrix=adamw --set optim.lr=0.003"},
+      {"muon", "--set optim.matrix=muon"},
+      {"dion2", "--set optim.matrix=dion2"}};
+  for (const auto& [name, options] : optimizers) {
+    std::string out;
+    const std::string cuda = options + " --set run.device=cuda";
+    ASSERT_EQ(train(0, name + "_cuda_1", cuda, &out), 0) << out;
+    ASSERT_EQ(llmdion::train(tiny_config(dir_, name + "_cuda_2"), kBatchOptions + " " + cuda, &out, nccl_ranks), 0)
+        << out;
+    expect_same_losses(name + "_cuda_1", name + "_cuda_2", 1e-2);
   }
 }
 
