@@ -16,6 +16,7 @@
 #include "core/device.h"
 #include "gpu/expect_close.h"
 #include "gpu/gpu_test_util.h"
+#include "optim/matrix_param.h"
 #include "optim/matrix_problem.h"
 #include "optim/optimizer.h"
 
@@ -416,18 +417,32 @@ void expect_same_five_steps(const std::string& what, const OptimConfig& optim,
   DeviceArray<float> gpu_weights(problem.weights), gpu_grads(n);
   for (int64_t t = 0; t < 5; t++) {
     const double lr_scale = 1.0 - 0.1 * double(t);
+    const std::vector<float> gpu_before = gpu_weights.download();
     gpu_grads.upload(problem.grads[t]);
     cpu->step(cpu_weights, problem.grads[t], lr_scale, t + 1);
     gpu->step({gpu_weights.ptr, n}, {gpu_grads.ptr, n}, lr_scale, t + 1);
+    const std::vector<float> gpu_after = gpu_weights.download();
     // Dion2's momentum is equal bit for bit (element-wise updates rounded alike), so its l1 and
     // random selections must be the same slices.
+    const float keep = weight_decay_factor(float(gpu_config.optim.lr * lr_scale), gpu_config.optim.weight_decay);
     for (const MatrixParam& matrix : problem.matrices) {
       const SliceSelection* cpu_slices = cpu->changed_slices(matrix.offset);
       const SliceSelection* gpu_slices = gpu->changed_slices(matrix.offset);
       ASSERT_EQ(cpu_slices == nullptr, gpu_slices == nullptr) << what;
-      if (cpu_slices) {
-        EXPECT_EQ(gpu_slices->indices, cpu_slices->indices) << what << ", " << matrix.name << ", step " << t + 1;
-      }
+      if (!cpu_slices) continue;
+      EXPECT_EQ(gpu_slices->indices, cpu_slices->indices) << what << ", " << matrix.name << ", step " << t + 1;
+      // The sparse update on the GPU: every entry outside the selected slices only decays, bit for bit.
+      std::vector<bool> selected(size_t(gpu_slices->dim == SliceDim::kRows ? matrix.rows : matrix.cols), false);
+      for (int64_t i : gpu_slices->indices) selected[size_t(i)] = true;
+      int64_t moved = 0;
+      for (int64_t i = 0; i < matrix.rows; i++)
+        for (int64_t j = 0; j < matrix.cols; j++) {
+          if (selected[size_t(gpu_slices->dim == SliceDim::kRows ? i : j)]) continue;
+          const size_t at = size_t(matrix.offset + i * matrix.cols + j);
+          moved += gpu_after[at] != gpu_before[at] * keep;
+        }
+      EXPECT_EQ(moved, 0) << what << ", " << matrix.name << ", step " << t + 1
+                          << ": entries outside the selected slices that did more than decay";
     }
   }
 
