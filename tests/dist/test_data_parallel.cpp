@@ -2,7 +2,8 @@
 // give the same losses for every optimizer, each rank holding only its share
 // of the optimizer state; a 2-rank checkpoint resumes exactly on 2 ranks and
 // is refused on 4, with the reason; ranks with different configs are
-// refused; Dion2 sends only its selected slices of the weights; a killed rank
+// refused; Dion2 sends only its selected slices of the weights; a bad shard
+// on one rank brings every rank down; a killed rank
 // brings the others down promptly and the run resumes from its last complete
 // checkpoint; on a GPU machine, 2 cuda ranks over NCCL follow one cuda rank.
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -235,6 +237,40 @@ TEST_F(DataParallel, ranks_with_different_configs_are_refused) {
   std::string out;
   EXPECT_NE(test::run_command(kMpirun + " -np 1 " + program + " : -np 1 " + program + " --set optim.lr=0.01", &out), 0);
   EXPECT_NE(out.find("resolved config of rank(s) 1 differs from rank 0's"), std::string::npos) << out;
+}
+
+// One config, two working directories: rank 1's shards (the same relative
+// paths) have a broken header, so rank 1 alone fails while loading its data.
+// Every rank exits non-zero within seconds, and the output names the shard.
+TEST_F(DataParallel, a_bad_shard_on_one_rank_brings_every_rank_down) {
+  const std::filesystem::path good = dir_ / "good", bad = dir_ / "bad";
+  std::filesystem::create_directories(good);
+  std::filesystem::create_directories(bad);
+  for (const char* shard : {"d_val_000000.bin", "d_train_000001.bin", "d_train_000002.bin"}) {
+    std::filesystem::copy_file(dir_ / shard, good / shard);
+    std::filesystem::copy_file(dir_ / shard, bad / shard);
+  }
+  {
+    std::fstream header(bad / "d_train_000002.bin", std::ios::in | std::ios::out | std::ios::binary);
+    const int32_t wrong_magic = 12345;
+    header.write(reinterpret_cast<const char*>(&wrong_magic), sizeof wrong_magic);
+  }
+  std::string yaml = test::read_text(tiny_config(dir_, "one_bad_rank"));
+  for (const std::string shards : {"d_train_", "d_val_"}) {  // relative to each rank's working directory
+    const std::string absolute = dir_ / shards;
+    yaml.replace(yaml.find(absolute), absolute.size(), shards);
+  }
+  const std::string config = dir_ / "relative.yaml";
+  test::write_text(config, yaml);
+  const std::string program = kBuildDir + "/train_gpt --config " + config + " " + kBatchOptions;
+  std::string out;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_NE(test::run_command(kMpirun + " -np 1 -wdir " + good.string() + " " + program + " : -np 1 -wdir " +
+                                  bad.string() + " " + program, &out),
+            0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 20.0) << "the ranks did not stop promptly";
+  EXPECT_NE(out.find("rank 1: shard 'd_train_000002.bin' has magic 12345"), std::string::npos) << out;
 }
 
 TEST_F(DataParallel, a_killed_rank_stops_the_others_and_the_run_resumes_from_its_last_checkpoint) {
