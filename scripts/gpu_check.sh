@@ -245,7 +245,6 @@ if wanted micro; then
   t0=$(date +%s)
   limited 150 env PYTHON=python3 bash scripts/micro_benchmark.sh "$data/micro" --ranks 1 --widths "1024 4096" --steps 21 \
     --train-gpt build-gpu/train_gpt --set run.device=cuda --set optim.ortho_precision=bf16 \
-    --set data.train="$data/check_train_*.bin" --set data.val="$data/check_val_*.bin" --set train.sample_every=0 \
     >"$log_dir/micro_benchmark.log" 2>&1
   status=$?
   tail -5 "$log_dir/micro_benchmark.log"

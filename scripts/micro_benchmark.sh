@@ -5,7 +5,10 @@
 # each the mean of the last 20 of S steps, for AdamW, Muon, Dion (rank 1/4),
 # Dion2 alpha 0.5/0.25/0.125 and Dion2 0.25 with compressed sync. Writes
 # OUT/micro_benchmark.csv, OUT/micro_benchmark.png and OUT/micro_benchmark.md
-# (the table it prints: bytes and times beside Muon's).
+# (the table it prints: bytes and times beside Muon's). The tokens are random
+# over a vocabulary of 256 (OUT/shards), so that the matrices, not the
+# embedding, carry the traffic, as at the paper's sizes: it times the
+# optimizer, not learning.
 #   bash scripts/micro_benchmark.sh OUT [--ranks "2 4"] [--widths "256 512"] [--steps 100] [--train-gpt PATH]
 #                                       [--set key=value ...]
 # On the CPU it runs at small d_model; the paper's sizes (1024 ... 8192) need GPUs
@@ -31,7 +34,18 @@ done
 for r in $ranks; do
   [[ "$r" =~ ^[1-9][0-9]*$ ]] || { echo "micro_benchmark: --ranks takes rank counts, not '$r'" >&2; exit 2; }
 done
-mkdir -p "$out"
+mkdir -p "$out/shards"
+"${PYTHON:-/usr/bin/python3}" - "$out/shards" <<'PY' || { echo "micro_benchmark: cannot write the shards" >&2; exit 1; }
+import array, os, random, sys
+random.seed(1)
+for name in ("micro_val_000000.bin", "micro_train_000001.bin"):
+    tokens = array.array("H", (random.randrange(256) for _ in range(65536)))
+    header = array.array("i", [20240520, 1, len(tokens)] + [0] * 253)  # llm.c's uint16 shard
+    with open(f"{sys.argv[1]}/{name}.tmp", "wb") as f:
+        header.tofile(f)
+        tokens.tofile(f)
+    os.replace(f"{sys.argv[1]}/{name}.tmp", f"{sys.argv[1]}/{name}")
+PY
 variants=("adamw|optim.matrix=adamw optim.lr=2e-3"
           "muon|optim.matrix=muon"
           "dion_rank0.25|optim.matrix=dion optim.rank_frac=0.25"
@@ -55,6 +69,8 @@ for r in $ranks; do
         --set model.d_model="$d" --set model.n_head=$((d / 64 > 0 ? d / 64 : 1)) --set model.n_layer=4 \
         --set train.micro_batch=1 --set model.seq_len=64 --set train.batch_tokens=$((64 * r)) \
         --set train.steps="$steps" --set train.eval_every=0 --set train.eval_tokens=64 --set train.ckpt_every=0 \
+        --set model.vocab_size=256 --set data.train="$out/shards/micro_train_*.bin" \
+        --set data.val="$out/shards/micro_val_*.bin" --set train.sample_every=0 \
         "${extra[@]}" "${sets[@]}" --set run.out_dir="$run" > "$run.out" 2>&1 ||
         { echo "micro_benchmark: $name at d_model $d on $r ranks failed; see $run.out" >&2; exit 1; }
       # loss.csv: step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s,comm_bytes
