@@ -9,7 +9,7 @@
 //   Cholesky, Householder QR            cuSOLVER potrf; geqrf + orgqr, in deterministic mode
 //   element-wise updates                one thread per element, each product and sum rounded
 //                                       where the CPU loop rounds it (__fmul_rn, __fadd_rn: no
-//                                       fused multiply-adds), so they equal the x86-64 build's
+//                                       fused multiply-adds), so they equal the CPU build's
 //                                       bit for bit
 //   row and column reductions           fp64 sums in a fixed order (a block per row; a 32 x 32
 //                                       tile per 32 columns), no atomics: the same bits every run
