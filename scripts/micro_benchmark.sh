@@ -110,14 +110,15 @@ with open(sys.argv[3] + ".tmp", "w") as f:
 os.replace(sys.argv[3] + ".tmp", sys.argv[3])
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-for name in dict.fromkeys(r["optimizer"] for r in rows):
+for index, name in enumerate(dict.fromkeys(r["optimizer"] for r in rows)):
+    color = plt.get_cmap("tab10")(index % 10)  # one color an optimizer, one line style a rank count
     for ranks in rank_counts:
         mine = [r for r in rows if r["optimizer"] == name and r["ranks"] == ranks]
         label = name if len(rank_counts) == 1 else f"{name}, {ranks} ranks"
         style = ["-", "--", ":", "-."][rank_counts.index(ranks) % 4]
         d = [int(r["d_model"]) for r in mine]
-        axes[0].plot(d, [float(r["opt_ms"]) for r in mine], style, marker="o", label=label)
-        axes[1].plot(d, [float(r["comm_bytes"]) / 1e6 for r in mine], style, marker="o", label=label)
+        axes[0].plot(d, [float(r["opt_ms"]) for r in mine], style, color=color, marker="o", label=label)
+        axes[1].plot(d, [float(r["comm_bytes"]) / 1e6 for r in mine], style, color=color, marker="o", label=label)
 axes[0].set_ylabel("optimizer step ms (mean of last 20)")
 axes[1].set_ylabel("MB sent by rank 0 per step")
 for ax in axes:
