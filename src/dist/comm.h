@@ -59,7 +59,9 @@ class Comm {
   // stay as it is and `out` unread until wait_all(). MPI: a nonblocking
   // collective, moved along by later calls into MPI. NCCL: queued on a stream
   // of its own after the work queued so far on the compute stream. Several may
-  // be in flight; no other collective is called until wait_all().
+  // be in flight; no other collective is called until wait_all() (over several
+  // ranks a blocking one throws std::logic_error there: it could meet another
+  // call on another rank).
   virtual void start_reduce_scatter_sum(std::span<const float> in, std::span<float> out,
                                         std::span<const int64_t> counts) = 0;
   virtual void start_reduce_scatter_sum(std::span<const bf16> in, std::span<bf16> out,

@@ -79,6 +79,7 @@ class MpiComm final : public Comm {
   // with the same bits. MPI_Allreduce may sum a value on each rank in another
   // order, which in bf16 may round differently.
   void all_reduce_sum(std::span<bf16> data) override {
+    require_nothing_started("all_reduce_sum");
     count_all_reduce(int64_t(data.size_bytes()));
     const std::vector<int> counts = ints(even_blocks(int64_t(data.size()), world_)), displacements = offsets(counts);
     std::vector<bf16> mine(size_t(counts[size_t(rank_)]));
@@ -128,6 +129,7 @@ class MpiComm final : public Comm {
   void broadcast(std::span<float> data, int root) override { broadcast_values(data, root); }
   void broadcast(std::span<bf16> data, int root) override { broadcast_values(data, root); }
   void broadcast(std::string& text, int root) override {
+    require_nothing_started("broadcast");
     int64_t length = int64_t(text.size());
     check(MPI_Bcast(&length, 1, MPI_INT64_T, root, MPI_COMM_WORLD), "MPI_Bcast");
     text.resize(size_t(length));
@@ -142,7 +144,10 @@ class MpiComm final : public Comm {
                   std::span<const int64_t> recv_counts) override {
     exchange(in, send_counts, out, recv_counts);
   }
-  void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  void barrier() override {
+    require_nothing_started("barrier");
+    check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+  }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);
     std::exit(code);
@@ -157,8 +162,17 @@ class MpiComm final : public Comm {
   MPI_Op sum_of(const double*) const { return MPI_SUM; }
   MPI_Op sum_of(const bf16*) const { return bf16_sum_; }
 
+  // Between a start and wait_all() only started collectives may be called (comm.h):
+  // a blocking one there is refused, not left to meet a different call on another rank.
+  void require_nothing_started(const char* collective) const {
+    if (!requests_.empty())
+      throw std::logic_error(std::string(collective) +
+                             " called while started collectives are in flight; call wait_all() first");
+  }
+
   template <typename T>
   void all_reduce(std::span<T> data) {
+    require_nothing_started("all_reduce_sum");
     count_all_reduce(int64_t(data.size_bytes()));
     check(MPI_Allreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size())), type_of(data.data()),
                         sum_of(data.data()), MPI_COMM_WORLD),
@@ -166,6 +180,7 @@ class MpiComm final : public Comm {
   }
   template <typename T>
   void reduce_scatter(std::span<const T> in, std::span<T> out, std::span<const int64_t> counts) {
+    require_nothing_started("reduce_scatter_sum");
     count_reduce_scatter(counts, sizeof(T));
     std::vector<int> c = ints(counts);
     check(MPI_Reduce_scatter(in.data(), out.data(), c.data(), type_of(in.data()), sum_of(in.data()), MPI_COMM_WORLD),
@@ -191,6 +206,7 @@ class MpiComm final : public Comm {
 
   template <typename T>
   void gather(std::span<const T> mine, std::span<T> all, std::span<const int64_t> counts) {
+    require_nothing_started("all_gather");
     count_all_gather(counts, sizeof(T));
     std::vector<int> c = ints(counts), displacements = offsets(c);
     check(MPI_Allgatherv(mine.data(), as_count(int64_t(mine.size())), type_of(mine.data()), all.data(), c.data(),
@@ -199,6 +215,7 @@ class MpiComm final : public Comm {
   }
   template <typename T>
   void broadcast_values(std::span<T> data, int root) {
+    require_nothing_started("broadcast");
     count_broadcast(int64_t(data.size_bytes()), root);
     check(MPI_Bcast(data.data(), as_count(int64_t(data.size())), type_of(data.data()), root, MPI_COMM_WORLD),
           "MPI_Bcast");
@@ -206,6 +223,7 @@ class MpiComm final : public Comm {
   template <typename T>
   void exchange(std::span<const T> in, std::span<const int64_t> send_counts, std::span<T> out,
                 std::span<const int64_t> recv_counts) {
+    require_nothing_started("all_to_all");
     count_all_to_all(send_counts, sizeof(T));
     std::vector<int> sc = ints(send_counts), rc = ints(recv_counts), sd = offsets(sc), rd = offsets(rc);
     check(MPI_Alltoallv(in.data(), sc.data(), sd.data(), type_of(in.data()), out.data(), rc.data(), rd.data(),

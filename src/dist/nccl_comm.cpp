@@ -211,6 +211,7 @@ class GpuComm final : public Comm {
   void broadcast(std::span<float> data, int root) override { broadcast_values(data, root); }
   void broadcast(std::span<bf16> data, int root) override { broadcast_values(data, root); }
   void broadcast(std::string& text, int root) override {
+    require_nothing_started("broadcast");
     count_broadcast(int64_t(text.size()), root);  // the root's length is what travels
     host_.broadcast(text, root);
   }
@@ -224,7 +225,10 @@ class GpuComm final : public Comm {
   }
 
   // The ranks meet on the host; GPU work already queued may still be running.
-  void barrier() override { host_.barrier(); }
+  void barrier() override {
+    require_nothing_started("barrier");
+    host_.barrier();
+  }
 
   // Stops NCCL's kernels, which may be waiting for a rank that will never come, then ends every rank.
   [[noreturn]] void abort(int code) override {
@@ -242,8 +246,17 @@ class GpuComm final : public Comm {
   static ncclDataType_t type_of(const double*) { return ncclDouble; }
   static ncclDataType_t type_of(const bf16*) { return ncclBfloat16; }
 
+  // Between a start and wait_all() only started collectives may be called (comm.h):
+  // a blocking one there is refused, not left to meet a different call on another rank.
+  void require_nothing_started(const char* collective) const {
+    if (host_started_ || device_started_)
+      throw std::logic_error(std::string(collective) +
+                             " called while started collectives are in flight; call wait_all() first");
+  }
+
   template <typename T>
   void all_reduce(std::span<T> data) {
+    require_nothing_started("all_reduce_sum");
     const Memory memory = memory_of(data.data(), data.size());
     count_all_reduce(int64_t(data.size_bytes()));
     if (memory == Memory::kHost) host_.all_reduce_sum(data);
@@ -262,6 +275,7 @@ class GpuComm final : public Comm {
   // started: on the side stream, after the work queued so far on the compute stream.
   template <typename T>
   void reduce_scatter(std::span<const T> in, std::span<T> out, std::span<const int64_t> counts, bool started = false) {
+    if (!started) require_nothing_started("reduce_scatter_sum");
     const std::vector<int64_t> starts = block_starts("reduce_scatter_sum", counts, world_size());
     require_size("reduce_scatter_sum", "in", in.size(), starts.back());
     require_size("reduce_scatter_sum", "out", out.size(), counts[size_t(rank())]);
@@ -285,6 +299,7 @@ class GpuComm final : public Comm {
 
   template <typename T>
   void gather(std::span<const T> mine, std::span<T> all, std::span<const int64_t> counts, bool started = false) {
+    if (!started) require_nothing_started("all_gather");
     const std::vector<int64_t> starts = block_starts("all_gather", counts, world_size());
     require_size("all_gather", "mine", mine.size(), counts[size_t(rank())]);
     require_size("all_gather", "all", all.size(), starts.back());
@@ -310,6 +325,7 @@ class GpuComm final : public Comm {
 
   template <typename T>
   void broadcast_values(std::span<T> data, int root) {
+    require_nothing_started("broadcast");
     const Memory memory = memory_of(data.data(), data.size());
     count_broadcast(int64_t(data.size_bytes()), root);
     if (memory == Memory::kHost) host_.broadcast(data, root);
@@ -320,6 +336,7 @@ class GpuComm final : public Comm {
   template <typename T>
   void exchange(std::span<const T> in, std::span<const int64_t> send_counts, std::span<T> out,
                 std::span<const int64_t> recv_counts) {
+    require_nothing_started("all_to_all");
     const std::vector<int64_t> send_starts = block_starts("all_to_all", send_counts, world_size());
     const std::vector<int64_t> recv_starts = block_starts("all_to_all", recv_counts, world_size());
     require_size("all_to_all", "in", in.size(), send_starts.back());

@@ -368,6 +368,25 @@ TEST(Comm, bytes_sent_are_told_apart_by_collective) {
   EXPECT_EQ(comm->bytes_sent() - start.total(), sent.total());
 }
 
+// Between a start and wait_all() only started collectives may be called: over
+// several ranks a blocking one is refused, alike on every rank, before it could
+// meet another call on another rank. Alone there is no other rank to meet.
+TEST(Comm, a_blocking_collective_while_one_is_started_is_refused) {
+  const int64_t n = comm->world_size();
+  const std::vector<int64_t> counts(size_t(n), 3);
+  std::vector<float> in(size_t(3 * n), 1.0f), out(3), data(4, 1.0f);
+  comm->start_reduce_scatter_sum(in, out, counts);
+  if (n > 1) {
+    EXPECT_THROW(comm->all_reduce_sum(data), std::logic_error);
+    EXPECT_THROW(comm->all_gather(out, in, counts), std::logic_error);
+    EXPECT_THROW(comm->barrier(), std::logic_error);
+  }
+  comm->wait_all();
+  EXPECT_EQ(out, std::vector<float>(3, float(n)));
+  comm->all_reduce_sum(data);
+  EXPECT_EQ(data, std::vector<float>(4, float(n)));
+}
+
 TEST(Comm, bytes_sent_describe_names_each_kind_that_sent) {
   BytesSent sent;
   EXPECT_EQ(sent.describe(), "0 B");
