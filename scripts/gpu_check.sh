@@ -12,7 +12,8 @@
 #
 #   --out DIR       also keep DIR/gpu_check.md and DIR/gpu_check_logs.tar.gz up to
 #                   date after every step (for a machine whose tree is not kept)
-#   --only STEPS    a comma list of build,tests,sanitizer,bench,micro (default all)
+#   --only STEPS    a comma list of build,tests,sanitizer,bench,micro (default all;
+#                   the build runs always)
 #   --deadline S    the whole check ends within S seconds (default 540): every step
 #                   runs under a timeout of what is left, up to its own cap, and a
 #                   step with too little time left is reported as not run
@@ -20,7 +21,7 @@
 # A GPU machine without our Debian packages (yaml-cpp, spdlog, fmt, CLI11,
 # OpenBLAS, GoogleTest) and without internet gets them from .gpu_deps/,
 # unpacked under /tmp (never over /). The build leaves MPI out: one GPU, one process.
-# A test that crashes test_gpu is recorded and the rest run again without it.
+# A test that crashes or hangs test_gpu is named and the rest run again without it.
 # Environment: LLMDION_COMMIT (the commit, when .git is absent), JOBS,
 # BENCH_BATCH (GPT-2 124M micro-batch, default 16).
 set -uo pipefail
