@@ -10,7 +10,7 @@
 //      batched-GEMM reference path.
 //   bench_gpu [gpt2_micro_batch] [steps]        (run from the repository root)
 // MFU counts 6 N + 12 L C T FLOPs per token (PaLM's count, as llm.c reports
-// it) against the H100 SXM's 989 TFLOP/s dense bf16.
+// it) against 989 TFLOP/s dense bf16, the H100 SXM's and the H200's peak.
 #include <cuda_runtime.h>
 
 #include <algorithm>
