@@ -116,6 +116,12 @@ void Comm::count_all_to_all(std::span<const int64_t> send_counts, int64_t value_
     if (r != rank()) sent_.all_to_all += send_counts[size_t(r)] * value_bytes;
 }
 
+void Comm::refuse_while_started(bool started, const char* collective) {
+  if (started)
+    throw std::logic_error(std::string(collective) +
+                           " called while started collectives are in flight; call wait_all() first");
+}
+
 std::unique_ptr<Comm> make_comm(int* argc, char*** argv) {
 #ifdef LLMDION_WITH_MPI
   if (launched_by_mpi()) return make_mpi_comm(argc, argv);

@@ -106,6 +106,10 @@ class Comm {
   void count_all_gather(std::span<const int64_t> counts, int64_t value_bytes);
   void count_broadcast(int64_t bytes, int root);
   void count_all_to_all(std::span<const int64_t> send_counts, int64_t value_bytes);
+  // Between a start and wait_all() only started collectives may be called: a
+  // blocking `collective` there (started: one is in flight) throws
+  // std::logic_error, rather than meet a different call on another rank.
+  static void refuse_while_started(bool started, const char* collective);
 
   BytesSent sent_;
 };

@@ -162,13 +162,7 @@ class MpiComm final : public Comm {
   MPI_Op sum_of(const double*) const { return MPI_SUM; }
   MPI_Op sum_of(const bf16*) const { return bf16_sum_; }
 
-  // Between a start and wait_all() only started collectives may be called (comm.h):
-  // a blocking one there is refused, not left to meet a different call on another rank.
-  void require_nothing_started(const char* collective) const {
-    if (!requests_.empty())
-      throw std::logic_error(std::string(collective) +
-                             " called while started collectives are in flight; call wait_all() first");
-  }
+  void require_nothing_started(const char* collective) const { refuse_while_started(!requests_.empty(), collective); }
 
   template <typename T>
   void all_reduce(std::span<T> data) {

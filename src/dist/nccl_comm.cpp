@@ -246,12 +246,8 @@ class GpuComm final : public Comm {
   static ncclDataType_t type_of(const double*) { return ncclDouble; }
   static ncclDataType_t type_of(const bf16*) { return ncclBfloat16; }
 
-  // Between a start and wait_all() only started collectives may be called (comm.h):
-  // a blocking one there is refused, not left to meet a different call on another rank.
   void require_nothing_started(const char* collective) const {
-    if (host_started_ || device_started_)
-      throw std::logic_error(std::string(collective) +
-                             " called while started collectives are in flight; call wait_all() first");
+    refuse_while_started(host_started_ || device_started_, collective);
   }
 
   template <typename T>
