@@ -1,0 +1,137 @@
+// Kernels on the host: every CUDA thread a fiber, run by the device thread
+// (runtime.cpp) one block at a time. What the CUDA C++ Programming Guide
+// promises, and no more:
+// - blocks run in a seeded random order, and at every barrier or warp
+//   collective the threads that may go on are resumed in a seeded random order
+//   (LLMDION_EMU_SEED), so a missing __syncthreads or a dependence on block
+//   order changes results across seeds;
+// - __syncthreads waits for every thread of the block, a warp collective for
+//   every lane its mask names: one that exited, waits elsewhere or does not
+//   exist stops the program, naming the kernel, the block and the threads;
+// - a kernel's fault (a bad shared address, a misaligned ldmatrix or cp.async,
+//   a device access past an allocation) stops the program the same way.
+// Threads switch only at those points: between them a thread runs alone, so
+// the memory model (fences, volatile, caching) is not emulated.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "emu/types.h"
+
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace emu {
+
+// A copy cp.async has started: it lands at the wait_group that covers it.
+struct AsyncCopy {
+  void* to;
+  const void* from;
+  unsigned bytes;
+};
+
+// One CUDA thread of the block being run.
+struct Thread {
+  uint3 thread_idx;
+  uint3 block_idx;
+  dim3 block_dim;
+  dim3 grid_dim;
+  int rank;  // x + y Dx + z Dx Dy: the lane is rank % 32, the warp rank / 32
+  // cp.async: copies since the last commit_group, then the committed groups, oldest first.
+  std::vector<AsyncCopy> async_open;
+  std::deque<std::vector<AsyncCopy>> async_groups;
+};
+
+namespace detail {
+extern thread_local Thread* current_thread;
+}
+inline Thread& this_thread() { return *detail::current_thread; }
+
+// Stops the program with `what`, naming the kernel, block and thread when
+// called from one; never returns (the fault of a kernel is the process's).
+[[noreturn]] void fatal(const std::string& what);
+
+// The block's dynamic shared memory (the launch's third parameter), filled
+// with 0xff at the start of every block so that a read of a byte no thread
+// wrote shows (NaN in fp32 and bf16).
+unsigned char* dynamic_shared_base();
+size_t dynamic_shared_bytes();
+template <typename T>
+T* dynamic_shared_memory() {
+  return reinterpret_cast<T*>(dynamic_shared_base());
+}
+
+// The `bytes` at a shared-window address (what cvta.to.shared gave) as a host
+// pointer; an address outside the block's dynamic shared memory stops the
+// program, naming `what`.
+unsigned char* shared_window(size_t address, size_t bytes, const char* what);
+
+// cp.async: lands the thread's committed groups, oldest first, until
+// `groups_left` remain (0: every copy in flight, committed or not).
+void land_async_copies(Thread& thread, size_t groups_left);
+
+// __syncthreads and its reductions: waits until every thread of the block has
+// arrived; returns how many arrived with a nonzero predicate.
+int block_barrier(const char* what, int predicate);
+
+// A warp collective (shfl, vote, syncwarp, ldmatrix, mma): each lane of `mask`
+// calls it with its own `lane_data`. When every lane of the mask has arrived
+// at a collective of the same `what` and mask, `complete(lanes, mask)` runs
+// once, lanes[i] being lane i's data (null outside the mask), and every lane
+// goes on. The lane's data lives on its stack until it goes on.
+using WarpCompletion = void (*)(void* const lanes[32], unsigned mask);
+void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompletion complete);
+
+// The lanes of the calling thread's warp that have not exited (__activemask).
+unsigned active_lanes();
+
+// ---- launches ----------------------------------------------------------------
+// kernel<<<grid, block, shared_bytes, stream>>>(args...) is written, by the
+// emulated build's source translation (translate.cmake), as
+// emu::launch("kernel", kernel, grid, block, shared_bytes, stream)(args...).
+
+struct LaunchConfig {
+  dim3 grid, block;
+  size_t shared_bytes;
+  cudaStream_t stream;
+};
+
+// Checks the configuration as the hardware would (a bad one is the launch's
+// error, as cudaGetLastError reports it), then queues the grid on the stream:
+// `thread_body` is run once as each thread of it.
+void launch_grid(const char* kernel, const void* kernel_address, const LaunchConfig& config,
+                 std::function<void()> thread_body);
+
+template <typename... Params>
+struct Launch {
+  const char* kernel_name;
+  void (*kernel)(Params...);
+  LaunchConfig config;
+
+  // The arguments are converted to the kernel's parameter types and copied, as a launch does.
+  template <typename... Args>
+  void operator()(Args&&... args) const {
+    static_assert(sizeof...(Args) == sizeof...(Params), "kernel launched with the wrong number of arguments");
+    auto params = std::make_shared<std::tuple<std::decay_t<Params>...>>(std::forward<Args>(args)...);
+    void (*entry)(Params...) = kernel;
+    launch_grid(kernel_name, reinterpret_cast<const void*>(entry), config,
+                [entry, params] { std::apply(entry, *params); });
+  }
+};
+
+template <typename... Params>
+Launch<Params...> launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block,
+                         size_t shared_bytes = 0, cudaStream_t stream = nullptr) {
+  return {kernel_name, kernel, {grid, block, shared_bytes, stream}};
+}
+
+}  // namespace emu

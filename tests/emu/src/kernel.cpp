@@ -1,0 +1,510 @@
+// Running a grid: its blocks one after another in a seeded random order, the
+// threads of a block as fibers (ucontext) that the scheduler resumes in rounds,
+// each round in a fresh seeded random order. A thread runs until it reaches a
+// barrier, a warp collective or its end; the last thread (or lane) to arrive
+// completes the barrier (or collective) and makes its peers ready again.
+#include <cuda_runtime.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "emu/kernel.h"
+#include "emu/runtime.h"
+#include "sanitizers.h"
+
+namespace emu {
+namespace detail {
+thread_local Thread* current_thread = nullptr;
+}
+
+namespace {
+
+using sanitizers::IgnoreAccesses;
+
+constexpr size_t kPage = 4096;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr size_t kStackBytes = 1024 * 1024;
+#else
+constexpr size_t kStackBytes = 256 * 1024;
+#endif
+constexpr int kMaxThreads = 1024;
+
+enum class State { kReady, kAtBarrier, kAtWarp, kExited };
+
+struct Fiber {
+  Thread thread;
+  ucontext_t context{};
+  char* stack = nullptr;  // lowest usable byte; a PROT_NONE page below it catches an overflow
+  State state = State::kExited;
+  // Where it waits: the barrier or collective, its mask and data.
+  const char* what = nullptr;
+  unsigned mask = 0;
+  void* data = nullptr;
+  WarpCompletion complete = nullptr;
+  int predicate = 0;
+  int barrier_result = 0;
+  // Under ThreadSanitizer: the fiber, what it releases on arriving, what it is released through.
+  void* tsan_fiber = nullptr;
+  char arrived_sync = 0, released_sync = 0;
+  void* asan_fake_stack = nullptr;
+};
+
+// The grid being run; the device thread's alone.
+struct Grid {
+  const char* kernel = nullptr;
+  dim3 grid_dim, block_dim;
+  const std::function<void()>* body = nullptr;
+  uint3 block_idx{};
+  bool in_block = false;
+  int threads = 0;
+  int exited = 0;
+  int at_barrier = 0;
+  unsigned char* shared = nullptr;  // the block's dynamic shared memory
+  size_t shared_bytes = 0;
+  void* shared_mapping = nullptr;
+  size_t shared_mapping_bytes = 0;
+  char start_sync = 0, exit_sync = 0;
+};
+
+thread_local Grid* running = nullptr;   // set on the device thread while a grid runs
+thread_local Fiber* running_fiber = nullptr;
+
+std::vector<std::unique_ptr<Fiber>> pool;  // fiber r runs the thread of rank r
+ucontext_t scheduler_context;
+void* scheduler_tsan_fiber = nullptr;
+void* scheduler_fake_stack = nullptr;
+const void* scheduler_stack_bottom = nullptr;
+size_t scheduler_stack_bytes = 0;
+unsigned long long launches = 0;
+
+std::string triple(uint3 v) {
+  return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+}
+
+std::string hex(unsigned mask) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "0x%08x", mask);
+  return text;
+}
+
+// Ranks as ranges: "0-31, 64, 96-127".
+std::string ranges(const std::vector<int>& ranks) {
+  std::string out;
+  for (size_t i = 0; i < ranks.size();) {
+    size_t j = i;
+    while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1) j++;
+    if (!out.empty()) out += ", ";
+    out += std::to_string(ranks[i]) + (j > i ? "-" + std::to_string(ranks[j]) : "");
+    i = j + 1;
+  }
+  return out;
+}
+
+Fiber& me() { return *running_fiber; }
+
+void switch_to_scheduler(Fiber& self) {
+  sanitizers::start_switch(&self.asan_fake_stack, scheduler_stack_bottom, scheduler_stack_bytes);
+  sanitizers::switch_to_fiber(scheduler_tsan_fiber);
+  swapcontext(&self.context, &scheduler_context);
+  sanitizers::finish_switch(self.asan_fake_stack, nullptr, nullptr);
+}
+
+void switch_to_fiber(Fiber& fiber) {
+  {
+    IgnoreAccesses ignore;
+    running_fiber = &fiber;
+    detail::current_thread = &fiber.thread;
+  }
+  sanitizers::start_switch(&scheduler_fake_stack, fiber.stack, kStackBytes);
+  sanitizers::switch_to_fiber(fiber.tsan_fiber);
+  swapcontext(&scheduler_context, &fiber.context);
+  sanitizers::finish_switch(scheduler_fake_stack, nullptr, nullptr);
+  IgnoreAccesses ignore;
+  running_fiber = nullptr;
+  detail::current_thread = nullptr;
+}
+
+// A thread's end: copies cp.async left in flight land, and no peer may be
+// waiting for it at a barrier or a collective that names it.
+void thread_exits(Fiber& self) {
+  land_async_copies(self.thread, 0);
+  IgnoreAccesses ignore;
+  Grid& grid = *running;
+  self.state = State::kExited;
+  grid.exited++;
+  if (grid.at_barrier > 0)
+    fatal("__syncthreads not reached by every thread of the block: this thread exited while " +
+          std::to_string(grid.at_barrier) + " threads wait at it");
+  const int lane = self.thread.rank % 32, warp0 = self.thread.rank - lane;
+  for (int r = warp0; r < std::min(warp0 + 32, grid.threads); r++) {
+    const Fiber& peer = *pool[r];
+    if (peer.state == State::kAtWarp && (peer.mask >> lane & 1u))
+      fatal(std::string(peer.what) + " (mask " + hex(peer.mask) + ") not reached by every lane it names: lane " +
+            std::to_string(lane) + " exited while lane " + std::to_string(r - warp0) + " waits at it");
+  }
+}
+
+// A fiber's first switch lands here, the scheduler having set running_fiber.
+void fiber_main() {
+  Fiber& self = *running_fiber;
+  sanitizers::finish_switch(nullptr, &scheduler_stack_bottom, &scheduler_stack_bytes);
+  for (;;) {
+    sanitizers::acquire(&running->start_sync);
+    try {
+      (*running->body)();
+    } catch (const std::exception& e) {
+      fatal(std::string("an exception escaped the kernel: ") + e.what());
+    }
+    thread_exits(self);
+    sanitizers::release(&running->exit_sync);
+    switch_to_scheduler(self);
+  }
+}
+
+Fiber& fiber_for_rank(int rank) {
+  while (int(pool.size()) <= rank) {
+    auto fiber = std::make_unique<Fiber>();
+    void* mapping = mmap(nullptr, kStackBytes + kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                         -1, 0);
+    if (mapping == MAP_FAILED) fatal("no memory for the stack of a CUDA thread");
+    mprotect(mapping, kPage, PROT_NONE);
+    fiber->stack = static_cast<char*>(mapping) + kPage;
+    getcontext(&fiber->context);
+    fiber->context.uc_stack.ss_sp = fiber->stack;
+    fiber->context.uc_stack.ss_size = kStackBytes;
+    fiber->context.uc_link = nullptr;
+    makecontext(&fiber->context, fiber_main, 0);
+    fiber->tsan_fiber = sanitizers::create_fiber();
+    pool.push_back(std::move(fiber));
+  }
+  return *pool[rank];
+}
+
+// No thread can go on, yet some have not exited: a barrier or collective that
+// some thread or lane it names never reaches.
+[[noreturn]] void report_deadlock(const Grid& grid) {
+  std::string text = "a barrier or warp collective not reached by every thread or lane it names:";
+  std::vector<std::pair<std::string, std::vector<int>>> groups;
+  for (int r = 0; r < grid.threads; r++) {
+    const Fiber& f = *pool[r];
+    std::string where = f.state == State::kExited ? "exited"
+                        : f.state == State::kAtBarrier
+                            ? std::string("wait at ") + f.what
+                            : std::string("wait at ") + f.what + " (warp " + std::to_string(r / 32) + ", mask " +
+                                  hex(f.mask) + ")";
+    auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == where; });
+    if (it == groups.end()) groups.push_back({where, {r}});
+    else it->second.push_back(r);
+  }
+  for (auto& [where, ranks] : groups) text += " threads " + ranges(ranks) + " " + where + ";";
+  text.pop_back();
+  fatal(text);
+}
+
+void run_block(Grid& grid, std::mt19937_64& random) {
+  {
+    IgnoreAccesses ignore;
+    grid.in_block = true;
+    grid.exited = grid.at_barrier = 0;
+    if (grid.shared_bytes) std::memset(grid.shared, 0xff, grid.shared_bytes);
+    for (int r = 0; r < grid.threads; r++) {
+      Fiber& f = fiber_for_rank(r);
+      const unsigned x = r % grid.block_dim.x, y = r / grid.block_dim.x % grid.block_dim.y,
+                     z = r / (grid.block_dim.x * grid.block_dim.y);
+      f.thread.thread_idx = {x, y, z};
+      f.thread.block_idx = grid.block_idx;
+      f.thread.block_dim = grid.block_dim;
+      f.thread.grid_dim = grid.grid_dim;
+      f.thread.rank = r;
+      f.thread.async_open.clear();
+      f.thread.async_groups.clear();
+      f.state = State::kReady;
+    }
+  }
+  sanitizers::acquire(&grid.exit_sync);
+  sanitizers::release(&grid.start_sync);
+  std::vector<Fiber*> ready;
+  for (;;) {
+    {
+      IgnoreAccesses ignore;
+      ready.clear();
+      for (int r = 0; r < grid.threads; r++)
+        if (pool[r]->state == State::kReady) ready.push_back(pool[r].get());
+      if (ready.empty() && grid.exited < grid.threads) report_deadlock(grid);
+    }
+    if (ready.empty()) break;
+    std::shuffle(ready.begin(), ready.end(), random);
+    for (Fiber* fiber : ready) switch_to_fiber(*fiber);
+  }
+  sanitizers::acquire(&grid.exit_sync);
+  grid.in_block = false;
+}
+
+// Dynamic shared memory ends at a PROT_NONE page when its size is a multiple
+// of 16 bytes, so a read past it faults.
+void map_dynamic_shared(Grid& grid, size_t bytes) {
+  const size_t rounded = (bytes + 15) / 16 * 16;
+  const size_t pages = (rounded + kPage - 1) / kPage * kPage;
+  grid.shared_mapping_bytes = pages + kPage;
+  grid.shared_mapping =
+      mmap(nullptr, grid.shared_mapping_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (grid.shared_mapping == MAP_FAILED) fatal("no memory for dynamic shared memory");
+  unsigned char* guard = static_cast<unsigned char*>(grid.shared_mapping) + pages;
+  mprotect(guard, kPage, PROT_NONE);
+  grid.shared = guard - rounded;
+  grid.shared_bytes = bytes;
+}
+
+void run_grid(const char* kernel, const LaunchConfig& config, const std::function<void()>& body) {
+  Grid grid;
+  grid.kernel = kernel;
+  grid.grid_dim = config.grid;
+  grid.block_dim = config.block;
+  grid.body = &body;
+  grid.threads = int(config.block.x * config.block.y * config.block.z);
+  map_dynamic_shared(grid, config.shared_bytes);
+  running = &grid;
+  if (!scheduler_tsan_fiber) scheduler_tsan_fiber = sanitizers::current_fiber();
+  std::mt19937_64 random(seed() * 0x2545f4914f6cdd1dull + ++launches);
+  const uint64_t blocks = uint64_t(config.grid.x) * config.grid.y * config.grid.z;
+  std::vector<uint64_t> order(blocks);
+  for (uint64_t b = 0; b < blocks; b++) order[b] = b;
+  std::shuffle(order.begin(), order.end(), random);
+  for (uint64_t b : order) {
+    grid.block_idx = {unsigned(b % config.grid.x), unsigned(b / config.grid.x % config.grid.y),
+                      unsigned(b / (uint64_t(config.grid.x) * config.grid.y))};
+    run_block(grid, random);
+  }
+  running = nullptr;
+  munmap(grid.shared_mapping, grid.shared_mapping_bytes);
+}
+
+}  // namespace
+
+std::string describe_kernel_address(const void* address) {
+  const auto* p = static_cast<const unsigned char*>(address);
+  if (running && running->shared_mapping) {
+    const auto* end = running->shared + running->shared_bytes;
+    const auto* mapping_end = static_cast<const unsigned char*>(running->shared_mapping) + running->shared_mapping_bytes;
+    if (p >= end && p < mapping_end)
+      return std::to_string(p - end) + " bytes past the end of the block's " + std::to_string(running->shared_bytes) +
+             " bytes of dynamic shared memory";
+  }
+  for (const auto& fiber : pool)
+    if (p >= reinterpret_cast<const unsigned char*>(fiber->stack) - kPage && p < reinterpret_cast<const unsigned char*>(fiber->stack)) return "the stack of a CUDA thread overflowed";
+  return "";
+}
+
+// ---- what kernels call --------------------------------------------------------------
+
+void fatal(const std::string& what) {
+  std::string where;
+  if (running) {
+    where = std::string("kernel ") + running->kernel;
+    if (running->in_block) where += ", block " + triple(running->block_idx);
+    if (detail::current_thread) where += ", thread " + triple(detail::current_thread->thread_idx);
+    where += ": ";
+  }
+  std::fprintf(stderr, "emu: %s%s\n", where.c_str(), what.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+unsigned char* dynamic_shared_base() { return running->shared; }
+size_t dynamic_shared_bytes() { return running->shared_bytes; }
+
+unsigned char* shared_window(size_t address, size_t bytes, const char* what) {
+  if (address + bytes > running->shared_bytes)
+    fatal(std::string(what) + ": shared address " + std::to_string(address) + " (+" + std::to_string(bytes) +
+          " bytes) outside the block's " + std::to_string(running->shared_bytes) + " bytes of dynamic shared memory");
+  return running->shared + address;
+}
+
+void land_async_copies(Thread& thread, size_t groups_left) {
+  if (groups_left == 0 && !thread.async_open.empty()) {
+    thread.async_groups.push_back(std::move(thread.async_open));
+    thread.async_open.clear();
+  }
+  while (thread.async_groups.size() > groups_left) {
+    for (const AsyncCopy& c : thread.async_groups.front()) std::memcpy(c.to, c.from, c.bytes);
+    thread.async_groups.pop_front();
+  }
+}
+
+int block_barrier(const char* what, int predicate) {
+  Fiber& self = me();
+  {
+    IgnoreAccesses ignore;
+    Grid& grid = *running;
+    if (grid.exited > 0) {
+      int exited = 0;
+      while (pool[exited]->state != State::kExited) exited++;
+      fatal(std::string(what) + " not reached by every thread of the block: thread " +
+            triple(pool[exited]->thread.thread_idx) + " has exited");
+    }
+    self.state = State::kAtBarrier;
+    self.what = what;
+    self.predicate = predicate;
+    grid.at_barrier++;
+  }
+  sanitizers::release(&self.arrived_sync);
+  bool last;
+  {
+    IgnoreAccesses ignore;
+    last = running->at_barrier == running->threads;
+  }
+  if (last) {
+    Grid& grid = *running;
+    for (int r = 0; r < grid.threads; r++) sanitizers::acquire(&pool[r]->arrived_sync);
+    IgnoreAccesses ignore;
+    int count = 0;
+    for (int r = 0; r < grid.threads; r++) {
+      if (std::strcmp(pool[r]->what, what) != 0)
+        fatal(std::string("threads of one block meet at different barriers: thread ") +
+              triple(pool[r]->thread.thread_idx) + " at " + pool[r]->what + ", this one at " + what);
+      count += pool[r]->predicate;
+    }
+    for (int r = 0; r < grid.threads; r++) {
+      pool[r]->barrier_result = count;
+      pool[r]->state = State::kReady;
+      sanitizers::release(&pool[r]->released_sync);
+    }
+    grid.at_barrier = 0;
+  }
+  switch_to_scheduler(self);
+  sanitizers::acquire(&self.released_sync);
+  IgnoreAccesses ignore;
+  return self.barrier_result;
+}
+
+void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompletion complete) {
+  Fiber& self = me();
+  Grid& grid = *running;
+  const int lane = self.thread.rank % 32, warp0 = self.thread.rank - lane;
+  const int lanes = std::min(32, grid.threads - warp0);
+  bool last = true;
+  {
+    IgnoreAccesses ignore;
+    if (!(mask >> lane & 1u))
+      fatal(std::string(what) + " with mask " + hex(mask) + " called by lane " + std::to_string(lane) +
+            ", which the mask leaves out");
+    if (lanes < 32 && (mask >> lanes) != 0)
+      fatal(std::string(what) + " with mask " + hex(mask) + " names lanes past the " + std::to_string(lanes) +
+            " this warp has (a block of " + std::to_string(grid.threads) + " threads)");
+    for (int l = 0; l < lanes; l++) {
+      if (!(mask >> l & 1u)) continue;
+      const Fiber& peer = *pool[warp0 + l];
+      if (peer.state == State::kExited)
+        fatal(std::string(what) + " (mask " + hex(mask) + ") not reached by every lane it names: lane " +
+              std::to_string(l) + " has exited");
+      if (l != lane && !(peer.state == State::kAtWarp && peer.mask == mask)) last = false;
+    }
+    self.state = State::kAtWarp;
+    self.what = what;
+    self.mask = mask;
+    self.data = lane_data;
+    self.complete = complete;
+  }
+  sanitizers::release(&self.arrived_sync);
+  if (last) {
+    void* data[32] = {};
+    for (int l = 0; l < lanes; l++)
+      if (mask >> l & 1u) sanitizers::acquire(&pool[warp0 + l]->arrived_sync);
+    {
+      IgnoreAccesses ignore;
+      for (int l = 0; l < lanes; l++) {
+        if (!(mask >> l & 1u)) continue;
+        const Fiber& peer = *pool[warp0 + l];
+        if (std::strcmp(peer.what, what) != 0)
+          fatal(std::string("lanes of one mask (") + hex(mask) + ") meet at different warp collectives: lane " +
+                std::to_string(l) + " at " + peer.what + ", lane " + std::to_string(lane) + " at " + what);
+        data[l] = peer.data;
+      }
+    }
+    complete(data, mask);
+    IgnoreAccesses ignore;
+    for (int l = 0; l < lanes; l++) {
+      if (!(mask >> l & 1u)) continue;
+      pool[warp0 + l]->state = State::kReady;
+      sanitizers::release(&pool[warp0 + l]->released_sync);
+    }
+  }
+  switch_to_scheduler(self);
+  sanitizers::acquire(&self.released_sync);
+}
+
+unsigned active_lanes() {
+  IgnoreAccesses ignore;
+  const Fiber& self = me();
+  const int warp0 = self.thread.rank - self.thread.rank % 32;
+  unsigned mask = 0;
+  for (int l = 0; l < std::min(32, running->threads - warp0); l++)
+    if (pool[warp0 + l]->state != State::kExited) mask |= 1u << l;
+  return mask;
+}
+
+void complete_shuffle(void* const lanes[32], unsigned mask) {
+  for (int l = 0; l < 32; l++) {
+    if (!(mask >> l & 1u)) continue;
+    auto* lane = static_cast<ShuffleLane*>(lanes[l]);
+    if (lane->source < 0 || lane->source >= 32 || !(mask >> lane->source & 1u))
+      fatal("a shuffle with mask " + hex(mask) + ": lane " + std::to_string(l) + " reads lane " +
+            std::to_string(lane->source) + ", which the mask leaves out (undefined)");
+    lane->result = static_cast<ShuffleLane*>(lanes[lane->source])->value;
+  }
+}
+
+void complete_vote(void* const lanes[32], unsigned mask) {
+  unsigned ballot = 0;
+  for (int l = 0; l < 32; l++)
+    if ((mask >> l & 1u) && static_cast<VoteLane*>(lanes[l])->predicate) ballot |= 1u << l;
+  for (int l = 0; l < 32; l++)
+    if (mask >> l & 1u) static_cast<VoteLane*>(lanes[l])->ballot = ballot;
+}
+
+// ---- launches ------------------------------------------------------------------------------
+
+void launch_grid(const char* kernel, const void* kernel_address, const LaunchConfig& config,
+                 std::function<void()> thread_body) {
+  const dim3 g = config.grid, b = config.block;
+  const std::string launch = std::string("launch of ") + kernel + "<<<" + triple(g) + ", " + triple(b) + ", " +
+                             std::to_string(config.shared_bytes) + ">>>: ";
+  if (b.x == 0 || b.y == 0 || b.z == 0 || g.x == 0 || g.y == 0 || g.z == 0)
+    return record_error(cudaErrorInvalidConfiguration, launch + "a grid or block dimension is 0");
+  if (b.x > 1024 || b.y > 1024 || b.z > 64 || uint64_t(b.x) * b.y * b.z > uint64_t(kMaxThreads))
+    return record_error(cudaErrorInvalidConfiguration,
+                        launch + "over 1024 threads per block (or a block dimension over 1024, 1024, 64)");
+  if (g.y > 65535 || g.z > 65535 || g.x > 2147483647u)
+    return record_error(cudaErrorInvalidConfiguration, launch + "a grid dimension over (2^31 - 1, 65535, 65535)");
+  const int allowed = max_dynamic_shared_bytes(kernel_address);
+  if (config.shared_bytes > size_t(allowed))
+    return record_error(cudaErrorInvalidValue,
+                        launch + std::to_string(config.shared_bytes) + " bytes of dynamic shared memory, over the " +
+                            std::to_string(allowed) + " the kernel may have" +
+                            (allowed == 48 * 1024
+                                 ? " (48 KB unless cudaFuncSetAttribute(kernel, "
+                                   "cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) raises it, to 227 KB)"
+                                 : " (as cudaFuncSetAttribute set it)"));
+  if (!stream_is_valid(config.stream))
+    return record_error(cudaErrorInvalidResourceHandle, launch + "a destroyed stream");
+  enqueue(config.stream, kernel,
+          [kernel, config, body = std::move(thread_body)] { run_grid(kernel, config, body); });
+}
+
+}  // namespace emu
+
+size_t __cvta_generic_to_shared(const void* pointer) {
+  const auto* p = static_cast<const unsigned char*>(pointer);
+  const emu::Grid* grid = emu::running;
+  if (!grid || p < grid->shared || p > grid->shared + grid->shared_bytes)
+    emu::fatal("cvta.to.shared of an address outside the block's dynamic shared memory");
+  return size_t(p - grid->shared);
+}
