@@ -133,6 +133,10 @@ class Device {
     }
     for (auto [stream, number] : targets) wait_for(stream, number);
   }
+  void reseed(unsigned long long value) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    random_.seed(value * 0x9e3779b97f4a7c15ull + 1);
+  }
   bool has_run(CUstream_st* stream, uint64_t number) {
     std::lock_guard<std::mutex> lock(mutex_);
     return stream->done >= number;
@@ -157,7 +161,6 @@ class Device {
     alternate.ss_sp = signal_stack.data();
     alternate.ss_size = signal_stack.size();
     sigaltstack(&alternate, nullptr);
-    std::mt19937_64 random(seed() * 0x9e3779b97f4a7c15ull + 1);
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       std::vector<CUstream_st*> runnable;
@@ -169,7 +172,7 @@ class Device {
         changed_.wait(lock);
         continue;
       }
-      CUstream_st* stream = runnable[random() % runnable.size()];
+      CUstream_st* stream = runnable[random_() % runnable.size()];
       CUstream_st::Work work = std::move(stream->queue.front());
       stream->queue.pop_front();
       lock.unlock();
@@ -185,6 +188,7 @@ class Device {
   CUstream_st legacy_;
   std::vector<std::unique_ptr<CUstream_st>> streams_;
   bool stopping_ = false;
+  std::mt19937_64 random_{seed() * 0x9e3779b97f4a7c15ull + 1};
   std::thread thread_;
 };
 
@@ -379,12 +383,19 @@ bool is_device_memory(const void* pointer, size_t bytes) {
   return find_allocation(pointer, std::max<size_t>(bytes, 1)) != nullptr;
 }
 
-unsigned long long seed() {
-  static const unsigned long long value = [] {
-    const char* text = std::getenv("LLMDION_EMU_SEED");
-    return text && *text ? std::strtoull(text, nullptr, 10) : 1ull;
-  }();
-  return value;
+namespace {
+std::atomic<unsigned long long> seed_value{[] {
+  const char* text = std::getenv("LLMDION_EMU_SEED");
+  return text && *text ? std::strtoull(text, nullptr, 10) : 1ull;
+}()};
+}  // namespace
+
+unsigned long long seed() { return seed_value.load(); }
+
+void set_seed(unsigned long long value) {
+  synchronize_device();
+  seed_value = value;
+  device().reseed(value);
 }
 
 void record_error(int error, const std::string& message) { fail(cudaError_t(error), message); }

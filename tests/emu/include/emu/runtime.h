@@ -28,6 +28,8 @@ bool is_device_memory(const void* pointer, size_t bytes);
 
 // The seed of every random order (LLMDION_EMU_SEED, default 1).
 unsigned long long seed();
+// Waits for the device to be idle, then makes `value` the seed of every later order (for tests).
+void set_seed(unsigned long long value);
 
 // For launches: sets the calling host thread's last error (cudaGetLastError)
 // and prints `message`; whether a stream handle is live; the dynamic shared
