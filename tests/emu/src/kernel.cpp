@@ -245,6 +245,7 @@ void run_block(Grid& grid, std::mt19937_64& random) {
     for (Fiber* fiber : ready) switch_to_fiber(*fiber);
   }
   sanitizers::acquire(&grid.exit_sync);
+  IgnoreAccesses ignore;
   grid.in_block = false;
 }
 
@@ -263,26 +264,35 @@ void map_dynamic_shared(Grid& grid, size_t bytes) {
   grid.shared_bytes = bytes;
 }
 
+// (The scheduler's writes of what every fiber reads are the layer's
+// bookkeeping, not the kernel's: ThreadSanitizer is told to ignore them.)
 void run_grid(const char* kernel, const LaunchConfig& config, const std::function<void()>& body) {
   Grid grid;
-  grid.kernel = kernel;
-  grid.grid_dim = config.grid;
-  grid.block_dim = config.block;
-  grid.body = &body;
-  grid.threads = int(config.block.x * config.block.y * config.block.z);
-  map_dynamic_shared(grid, config.shared_bytes);
-  running = &grid;
-  if (!scheduler_tsan_fiber) scheduler_tsan_fiber = sanitizers::current_fiber();
+  {
+    IgnoreAccesses ignore;
+    grid.kernel = kernel;
+    grid.grid_dim = config.grid;
+    grid.block_dim = config.block;
+    grid.body = &body;
+    grid.threads = int(config.block.x * config.block.y * config.block.z);
+    map_dynamic_shared(grid, config.shared_bytes);
+    running = &grid;
+    if (!scheduler_tsan_fiber) scheduler_tsan_fiber = sanitizers::current_fiber();
+  }
   std::mt19937_64 random(seed() * 0x2545f4914f6cdd1dull + ++launches);
   const uint64_t blocks = uint64_t(config.grid.x) * config.grid.y * config.grid.z;
   std::vector<uint64_t> order(blocks);
   for (uint64_t b = 0; b < blocks; b++) order[b] = b;
   std::shuffle(order.begin(), order.end(), random);
   for (uint64_t b : order) {
-    grid.block_idx = {unsigned(b % config.grid.x), unsigned(b / config.grid.x % config.grid.y),
-                      unsigned(b / (uint64_t(config.grid.x) * config.grid.y))};
+    {
+      IgnoreAccesses ignore;
+      grid.block_idx = {unsigned(b % config.grid.x), unsigned(b / config.grid.x % config.grid.y),
+                        unsigned(b / (uint64_t(config.grid.x) * config.grid.y))};
+    }
     run_block(grid, random);
   }
+  IgnoreAccesses ignore;
   running = nullptr;
   munmap(grid.shared_mapping, grid.shared_mapping_bytes);
 }
