@@ -155,12 +155,14 @@ class Device {
   }
 
   void loop() {
+#ifndef __SANITIZE_ADDRESS__  // which has a signal stack of its own
     // Faults on the device thread are reported from a stack of their own (a CUDA thread's may be what overflowed).
     static thread_local std::vector<char> signal_stack(64 * 1024);
     stack_t alternate{};
     alternate.ss_sp = signal_stack.data();
     alternate.ss_size = signal_stack.size();
     sigaltstack(&alternate, nullptr);
+#endif
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       std::vector<CUstream_st*> runnable;
@@ -262,8 +264,8 @@ void install_fault_handler() {
 void* allocate(size_t bytes) {
   install_fault_handler();
 #ifdef __SANITIZE_ADDRESS__
-  void* p = std::aligned_alloc(kAlignment, (std::max<size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment);
-  if (!p) return nullptr;
+  void* p = nullptr;
+  if (posix_memalign(&p, kAlignment, std::max<size_t>(bytes, 1)) != 0) return nullptr;
   std::lock_guard<std::mutex> lock(memory_mutex);
   allocations[uintptr_t(p)] = {bytes, nullptr, 0};
   allocated_bytes += bytes;
