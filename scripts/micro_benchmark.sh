@@ -5,27 +5,29 @@
 # each the mean of the last 20 of S steps, for AdamW, Muon, Dion (rank 1/4),
 # Dion2 alpha 0.5/0.25/0.125 and Dion2 0.25 with compressed sync. Writes
 # OUT/micro_benchmark.csv, OUT/micro_benchmark.png and OUT/micro_benchmark.md
-# (the table it prints: bytes and times beside Muon's). The tokens are random
+# (the table it prints: bytes and times beside Muon's); --optimizers runs some
+# of them, by the names in the CSV. The tokens are random
 # over a vocabulary of 256 (OUT/shards), so that the matrices, not the
 # embedding, carry the traffic, as at the paper's sizes: it times the
 # optimizer, not learning.
 #   bash scripts/micro_benchmark.sh OUT [--ranks "2 4"] [--widths "256 512"] [--steps 100] [--train-gpt PATH]
-#                                       [--set key=value ...]
+#                                       [--optimizers "muon dion2_alpha0.25"] [--set key=value ...]
 # On the CPU it runs at small d_model; the paper's sizes (1024 ... 8192) need GPUs
 # (--set run.device=cuda). --ranks 1 runs one process without mpirun.
 # PYTHON (default /usr/bin/python3, Debian's) draws the PNG.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-[ $# -ge 1 ] || { echo "usage: $0 OUT [--ranks \"R ...\"] [--widths \"D ...\"] [--steps S] [--train-gpt PATH] [--set key=value ...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 OUT [--ranks \"R ...\"] [--widths \"D ...\"] [--steps S] [--train-gpt PATH] [--optimizers \"NAME ...\"] [--set key=value ...]" >&2; exit 2; }
 out=$1
 shift
-ranks=4 widths="256 512" steps=100 train_gpt=$root/build/train_gpt extra=()
+ranks=4 widths="256 512" steps=100 train_gpt=$root/build/train_gpt extra=() optimizers=""
 while [ $# -gt 0 ]; do
   case $1 in
     --ranks) ranks=$2; shift 2 ;;
     --widths) widths=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --train-gpt) train_gpt=$2; shift 2 ;;
+    --optimizers) optimizers=$2; shift 2 ;;
     --set) extra+=(--set "$2"); shift 2 ;;
     *) echo "micro_benchmark: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -53,6 +55,16 @@ variants=("adamw|optim.matrix=adamw optim.lr=2e-3"
           "dion2_alpha0.25|optim.matrix=dion2 optim.alpha=0.25"
           "dion2_alpha0.125|optim.matrix=dion2 optim.alpha=0.125"
           "dion2_alpha0.25_selected_sync|optim.matrix=dion2 optim.alpha=0.25 optim.select=random optim.sync=selected train.grad_clip=0")
+if [ -n "$optimizers" ]; then
+  chosen=()
+  for o in $optimizers; do
+    found=""
+    for variant in "${variants[@]}"; do [ "${variant%%|*}" = "$o" ] && found=$variant; done
+    [ -n "$found" ] || { echo "micro_benchmark: --optimizers: unknown '$o' (${variants[*]%%|*})" >&2; exit 2; }
+    chosen+=("$found")
+  done
+  variants=("${chosen[@]}")
+fi
 csv="$out/micro_benchmark.csv"
 echo "optimizer,d_model,ranks,opt_ms,comm_bytes,step_ms" > "$csv.tmp"
 for r in $ranks; do
