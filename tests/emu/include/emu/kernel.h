@@ -97,7 +97,13 @@ unsigned active_lanes();
 // ---- launches ----------------------------------------------------------------
 // kernel<<<grid, block, shared_bytes, stream>>>(args...) is written, by the
 // emulated build's source translation (translate.cmake), as
-// emu::launch("kernel", kernel, grid, block, shared_bytes, stream)(args...).
+//   emu::launch("kernel", [](auto&&... a) { kernel(a...); },
+//               [](auto take) -> decltype(take(kernel)) { return take(kernel); },
+//               grid, block, shared_bytes, stream)(args...)
+// The first lambda calls the kernel as a launch does, its template arguments
+// deduced from the launch's (a kernel like map_kernel<8> with a functor);
+// the second gives the kernel's address where it names one function, which
+// is how cudaFuncSetAttribute finds it.
 
 struct LaunchConfig {
   dim3 grid, block;
@@ -107,31 +113,40 @@ struct LaunchConfig {
 
 // Checks the configuration as the hardware would (a bad one is the launch's
 // error, as cudaGetLastError reports it), then queues the grid on the stream:
-// `thread_body` is run once as each thread of it.
+// `thread_body` is run once as each thread of it. `kernel_address` is null
+// for a kernel whose template arguments the launch deduces.
 void launch_grid(const char* kernel, const void* kernel_address, const LaunchConfig& config,
                  std::function<void()> thread_body);
 
-template <typename... Params>
-struct Launch {
-  const char* kernel_name;
-  void (*kernel)(Params...);
-  LaunchConfig config;
-
-  // The arguments are converted to the kernel's parameter types and copied, as a launch does.
-  template <typename... Args>
-  void operator()(Args&&... args) const {
-    static_assert(sizeof...(Args) == sizeof...(Params), "kernel launched with the wrong number of arguments");
-    auto params = std::make_shared<std::tuple<std::decay_t<Params>...>>(std::forward<Args>(args)...);
-    void (*entry)(Params...) = kernel;
-    launch_grid(kernel_name, reinterpret_cast<const void*>(entry), config,
-                [entry, params] { std::apply(entry, *params); });
+// The address of a kernel that names one function.
+struct TakeAddress {
+  template <typename... Params>
+  const void* operator()(void (*kernel)(Params...)) const {
+    return reinterpret_cast<const void*>(kernel);
   }
 };
 
-template <typename... Params>
-Launch<Params...> launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block,
-                         size_t shared_bytes = 0, cudaStream_t stream = nullptr) {
-  return {kernel_name, kernel, {grid, block, shared_bytes, stream}};
+template <typename Body, typename Address>
+struct Launch {
+  const char* kernel_name;
+  Body body;
+  Address address;
+  LaunchConfig config;
+
+  // The arguments are copied at the launch; each thread calls the kernel with them.
+  template <typename... Args>
+  void operator()(Args&&... args) const {
+    const void* kernel_address = nullptr;
+    if constexpr (std::is_invocable_v<const Address&, TakeAddress>) kernel_address = address(TakeAddress{});
+    auto params = std::make_shared<std::tuple<std::decay_t<Args>...>>(std::forward<Args>(args)...);
+    launch_grid(kernel_name, kernel_address, config, [body = body, params] { std::apply(body, *params); });
+  }
+};
+
+template <typename Body, typename Address>
+Launch<Body, Address> launch(const char* kernel_name, Body body, Address address, dim3 grid, dim3 block,
+                             size_t shared_bytes = 0, cudaStream_t stream = nullptr) {
+  return {kernel_name, body, address, {grid, block, shared_bytes, stream}};
 }
 
 }  // namespace emu
