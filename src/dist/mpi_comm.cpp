@@ -50,7 +50,19 @@ class MpiComm final : public Comm {
   MpiComm(int* argc, char*** argv) {
     int initialized = 0;
     MPI_Initialized(&initialized);
+#ifdef LLMDION_CUDA_EMULATE
+    // The emulated NCCL (tests/emu/src/nccl.cpp) calls MPI from the emulated
+    // device's thread while this thread calls it too.
+    int provided = 0;
+    if (!initialized) MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+    else MPI_Query_thread(&provided);
+    if (provided != MPI_THREAD_MULTIPLE)
+      throw std::runtime_error("MPI provides thread level " + std::to_string(provided) +
+                               ", but the emulated build's NCCL calls MPI from two threads and needs "
+                               "MPI_THREAD_MULTIPLE (" + std::to_string(MPI_THREAD_MULTIPLE) + ")");
+#else
     if (!initialized) MPI_Init(argc, argv);
+#endif
     // Errors come back as codes (turned into exceptions), not as an abort deep inside MPI.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
