@@ -201,6 +201,7 @@ TEST_F(EmuNccl, a_group_over_two_streams_joins_them) {
     const std::vector<float> x = ramp(32, float(seed)), y = ramp(32, -float(seed));
     Device<float> staged_x(x), staged_y(y), in_x(32), in_y(32), out_x(32), out_y(32), after_x(32), after_y(32);
     cudaMemcpyAsync(in_x.ptr, staged_x.ptr, sizeof(float) * 32, cudaMemcpyDeviceToDevice, a);
+    for (int i = 0; i < 20; i++) cudaMemsetAsync(in_y.ptr, 0, sizeof(float) * 32, b);  // b's queue is the longer
     cudaMemcpyAsync(in_y.ptr, staged_y.ptr, sizeof(float) * 32, cudaMemcpyDeviceToDevice, b);
     ncclGroupStart();
     ncclAllReduce(in_x.ptr, out_x.ptr, 32, ncclFloat, ncclSum, comm_, a);
