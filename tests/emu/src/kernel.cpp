@@ -1,11 +1,10 @@
 // Running a grid: its blocks one after another in a seeded random order, the
-// threads of a block as fibers (ucontext) that the scheduler resumes in rounds,
+// threads of a block as fibers (context.h) that the scheduler resumes in rounds,
 // each round in a fresh seeded random order. A thread runs until it reaches a
 // barrier, a warp collective or its end; the last thread (or lane) to arrive
 // completes the barrier (or collective) and makes its peers ready again.
 #include <cuda_runtime.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -18,6 +17,7 @@
 
 #include "emu/kernel.h"
 #include "emu/runtime.h"
+#include "context.h"
 #include "sanitizers.h"
 
 namespace emu {
@@ -41,7 +41,7 @@ enum class State { kReady, kAtBarrier, kAtWarp, kExited };
 
 struct Fiber {
   Thread thread;
-  ucontext_t context{};
+  Context context;
   char* stack = nullptr;  // lowest usable byte; a PROT_NONE page below it catches an overflow
   State state = State::kExited;
   // Where it waits: the barrier or collective, its mask and data.
@@ -78,7 +78,7 @@ thread_local Grid* running = nullptr;   // set on the device thread while a grid
 thread_local Fiber* running_fiber = nullptr;
 
 std::vector<std::unique_ptr<Fiber>> pool;  // fiber r runs the thread of rank r
-ucontext_t scheduler_context;
+Context scheduler_context;
 void* scheduler_tsan_fiber = nullptr;
 void* scheduler_fake_stack = nullptr;
 const void* scheduler_stack_bottom = nullptr;
@@ -113,7 +113,7 @@ Fiber& me() { return *running_fiber; }
 void switch_to_scheduler(Fiber& self) {
   sanitizers::start_switch(&self.asan_fake_stack, scheduler_stack_bottom, scheduler_stack_bytes);
   sanitizers::switch_to_fiber(scheduler_tsan_fiber);
-  swapcontext(&self.context, &scheduler_context);
+  switch_context(self.context, scheduler_context);
   sanitizers::finish_switch(self.asan_fake_stack, nullptr, nullptr);
 }
 
@@ -125,7 +125,7 @@ void switch_to_fiber(Fiber& fiber) {
   }
   sanitizers::start_switch(&scheduler_fake_stack, fiber.stack, kStackBytes);
   sanitizers::switch_to_fiber(fiber.tsan_fiber);
-  swapcontext(&scheduler_context, &fiber.context);
+  switch_context(scheduler_context, fiber.context);
   sanitizers::finish_switch(scheduler_fake_stack, nullptr, nullptr);
   IgnoreAccesses ignore;
   running_fiber = nullptr;
@@ -177,11 +177,7 @@ Fiber& fiber_for_rank(int rank) {
     if (mapping == MAP_FAILED) fatal("no memory for the stack of a CUDA thread");
     mprotect(mapping, kPage, PROT_NONE);
     fiber->stack = static_cast<char*>(mapping) + kPage;
-    getcontext(&fiber->context);
-    fiber->context.uc_stack.ss_sp = fiber->stack;
-    fiber->context.uc_stack.ss_size = kStackBytes;
-    fiber->context.uc_link = nullptr;
-    makecontext(&fiber->context, fiber_main, 0);
+    make_context(fiber->context, fiber->stack, kStackBytes, fiber_main);
     fiber->tsan_fiber = sanitizers::create_fiber();
     pool.push_back(std::move(fiber));
   }
