@@ -285,17 +285,7 @@ void sum_into(const std::vector<const unsigned char*>& values, void* out, size_t
   }
 }
 
-// The ranks a call sends its own message to, and hears from.
-std::vector<int> sends_to(const Call& c) {
-  const int me = c.comm->rank, n = c.comm->nranks;
-  std::vector<int> out;
-  if (c.kind == kSend) out.push_back(c.root);
-  if (c.kind == kReduce && me != c.root) out.push_back(c.root);
-  if (c.kind == kAllReduce || (c.kind == kBroadcast && me == c.root))
-    for (int r = 0; r < n; r++)
-      if (r != me) out.push_back(r);
-  return out;
-}
+// The ranks a call hears from.
 std::vector<int> hears_from(const Call& c) {
   const int me = c.comm->rank, n = c.comm->nranks;
   std::vector<int> out;
@@ -320,6 +310,21 @@ void finish(const Part& p) {
   if (c.kind == kRecv) std::memcpy(c.recvbuff, values_of(p.from[size_t(c.root)]), bytes);
 }
 
+#ifdef LLMDION_EMU_WITH_MPI
+constexpr int kCollectiveTag = 1, kPointToPointTag = 2;
+
+// The ranks a call sends its own message to.
+std::vector<int> sends_to(const Call& c) {
+  const int me = c.comm->rank, n = c.comm->nranks;
+  std::vector<int> out;
+  if (c.kind == kSend) out.push_back(c.root);
+  if (c.kind == kReduce && me != c.root) out.push_back(c.root);
+  if (c.kind == kAllReduce || (c.kind == kBroadcast && me == c.root))
+    for (int r = 0; r < n; r++)
+      if (r != me) out.push_back(r);
+  return out;
+}
+
 bool any_aborted(const std::vector<ncclComm*>& comms) {
   for (ncclComm* comm : comms) {
     std::lock_guard<std::mutex> lock(comm->mutex);
@@ -327,9 +332,6 @@ bool any_aborted(const std::vector<ncclComm*>& comms) {
   }
   return false;
 }
-
-#ifdef LLMDION_EMU_WITH_MPI
-constexpr int kCollectiveTag = 1, kPointToPointTag = 2;
 
 std::string mpi_text(int code) {
   char out[MPI_MAX_ERROR_STRING];
