@@ -37,6 +37,9 @@
 #include "core/cuda/check.h"
 #include "model/cuda/kernels.h"
 #include "model/cuda/rope_turn.cuh"
+#ifdef __CUDACC_EMULATED__
+#include "emu/ptx.h"
+#endif
 
 namespace llmdion::cuda {
 namespace {
@@ -56,11 +59,15 @@ constexpr float kLn2 = 0.6931471805599453f;
 // floats, (g, c), (g, c+1), (g+8, c), (g+8, c+1).
 
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#ifdef __CUDACC_EMULATED__
+  emu::mma_m16n8k16_bf16(d, a, {b0, b1}, d);
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 // Four 8x8 matrices from shared memory: lanes 8i..8i+7 give the row addresses
@@ -68,15 +75,23 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
 // and 2 (l % 4) + 1 (with .trans: those of its transpose).
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* row) {
   const uint32_t address = uint32_t(__cvta_generic_to_shared(row));
+#ifdef __CUDACC_EMULATED__
+  emu::ldmatrix(r, address);
+#else
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(address));
+#endif
 }
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* row) {
   const uint32_t address = uint32_t(__cvta_generic_to_shared(row));
+#ifdef __CUDACC_EMULATED__
+  emu::ldmatrix_trans(r, address);
+#else
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(address));
+#endif
 }
 
 // A = tile[row0 .. row0+16, col0 .. col0+16].
@@ -158,12 +173,27 @@ __device__ __forceinline__ void mma_registers_times(float (&c)[kN / 8][4], const
 
 __device__ __forceinline__ void cp_async_16(bf16* shared, const bf16* global) {
   const uint32_t address = uint32_t(__cvta_generic_to_shared(shared));
+#ifdef __CUDACC_EMULATED__
+  emu::cp_async_cg(address, global);
+#else
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global));
+#endif
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_commit() {
+#ifdef __CUDACC_EMULATED__
+  emu::cp_async_commit_group();
+#else
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+// Lands every committed group but the newest kPending.
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() {
+#ifdef __CUDACC_EMULATED__
+  emu::cp_async_wait_group(kPending);
+#else
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+#endif
 }
 
 // Rows t0 .. t0 + kRows of one head's [T, kHs] slice (row stride ld) into the
