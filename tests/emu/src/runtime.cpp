@@ -90,10 +90,13 @@ class Device {
     return streams_.back().get();
   }
 
-  void enqueue(CUstream_st* stream, const char* what, std::function<void()> run) {
+  // `on`, when given, is one more wait: work `number` of stream `on` first.
+  void enqueue(CUstream_st* stream, const char* what, std::function<void()> run, CUstream_st* on = nullptr,
+               uint64_t number = 0) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
     CUstream_st::Work work{++stream->queued, {}, std::move(run), what};
+    if (on) work.waits.push_back({on, number});
     if (stream == &legacy_) {
       for (auto& other : streams_)
         if (other->blocking && other->queued > 0) work.waits.push_back({other.get(), other->queued});
@@ -107,9 +110,7 @@ class Device {
 
   // Queues a wait: later work on `stream` runs after work `number` of `on`.
   void enqueue_wait(CUstream_st* stream, CUstream_st* on, uint64_t number) {
-    enqueue(stream, "cudaStreamWaitEvent", [] {});
-    std::lock_guard<std::mutex> lock(mutex_);
-    stream->queue.back().waits.push_back({on, number});
+    enqueue(stream, "cudaStreamWaitEvent", [] {}, on, number);
   }
 
   void wait_for(CUstream_st* stream, uint64_t number) {
