@@ -115,7 +115,8 @@ cublasStatus_t check_types(const char* call, cublasComputeType_t compute, cudaDa
   return CUBLAS_STATUS_SUCCESS;
 }
 
-// A strided batch (one product: count 1): product i uses A + i strideA, B + i strideB, C + i strideC.
+// `count` products, product i of A + i strideA, B + i strideB and C + i strideC
+// (elements); a single GEMM is a batch of one.
 cublasStatus_t strided(const char* call, cublasHandle_t handle, const Gemm& gemm, const void* a, long long stride_a,
                        const void* b, long long stride_b, void* c, long long stride_c, int count) {
   if (count < 0) return invalid(call, "batchCount = " + std::to_string(count) + " is negative");

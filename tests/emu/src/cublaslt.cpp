@@ -115,6 +115,9 @@ cublasStatus_t describe(const char* call, cublasLtMatmulDesc_t desc, cublasLtMat
                 std::string("A ") + emu::dense::type_name(a->type) + ", B " + emu::dense::type_name(b->type) + ", C " +
                     emu::dense::type_name(c->type) + ", D " + emu::dense::type_name(d->type) +
                     ": not in the table of types for CUBLAS_COMPUTE_32F (A, B bf16 with C, D bf16 or fp32; or all fp32)");
+  for (const int32_t op : {desc->transa, desc->transb})
+    if (op != CUBLAS_OP_N && op != CUBLAS_OP_T && op != CUBLAS_OP_C)
+      return fail(CUBLAS_STATUS_INVALID_VALUE, call, "TRANSA or TRANSB is not N, T or C");
   const bool ta = desc->transa != CUBLAS_OP_N, tb = desc->transb != CUBLAS_OP_N;
   const uint64_t m = d->rows, n = d->cols, k = ta ? a->rows : a->cols;
   if ((ta ? a->cols : a->rows) != m || (tb ? b->cols : b->rows) != k || (tb ? b->rows : b->cols) != n)
