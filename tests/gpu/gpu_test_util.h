@@ -35,6 +35,14 @@ inline std::string no_gpu_reason() {
     if (!reason.empty()) GTEST_SKIP() << "gpu test skipped: " << reason;               \
   } while (0)
 
+// True in the emulated build (tests/emu), where the CUDA code runs on the host:
+// a test may take smaller shapes there, keeping the GPU's own for the GPU.
+#ifdef LLMDION_CUDA_EMULATE
+constexpr bool kEmulated = true;
+#else
+constexpr bool kEmulated = false;
+#endif
+
 // A device array of T, freed on scope exit.
 template <typename T>
 struct DeviceArray {
