@@ -385,4 +385,31 @@ TEST_F(EmuPtx, a_cp_async_past_dynamic_shared_memory_is_caught) {
       "cp\\.async\\.cg\\.shared\\.global: shared address 64 \\(\\+16 bytes\\) outside the block's 64 bytes");
 }
 
+#if defined(__SANITIZE_THREAD__)
+// Thread 0 writes a shared word, thread 1 reads it, with no barrier between,
+// each between two cp.async: the allocation table cp.async consults must not
+// order them, whichever runs first.
+__global__ void race_around_copies(const uint4* global, int* out) {
+  extern __shared__ __align__(16) uint4 slots[];
+  int* word = reinterpret_cast<int*>(slots + 4);
+  emu::cp_async_cg(slot_address(slots, threadIdx.x), global);
+  if (threadIdx.x == 0) *word = 1;
+  else *out = *word;
+  emu::cp_async_cg(slot_address(slots, 2 + threadIdx.x), global);
+  emu::cp_async_wait_all();
+}
+
+TEST_F(EmuPtx, a_race_between_threads_that_use_cp_async_is_one_thread_sanitizer_reports) {
+  setenv("TSAN_OPTIONS", "halt_on_error=1", 1);
+  Device<uint4> global(1);
+  Device<int> out(1);
+  EXPECT_DEATH(
+      {
+        race_around_copies<<<1, 2, 5 * 16>>>(global.ptr, out.ptr);
+        cudaDeviceSynchronize();
+      },
+      "ThreadSanitizer: data race");
+}
+#endif
+
 }  // namespace
