@@ -67,6 +67,9 @@ struct Grid {
   int threads = 0;
   int exited = 0;
   int at_barrier = 0;
+  // Per warp, the lanes waiting at a warp collective and the lanes that exited
+  // (the fibers' states, indexed so that an arrival need not visit every lane).
+  unsigned lanes_at_warp[kMaxThreads / 32] = {}, lanes_exited[kMaxThreads / 32] = {};
   unsigned char* shared = nullptr;  // the block's dynamic shared memory
   size_t shared_bytes = 0;
   void* shared_mapping = nullptr;
@@ -143,10 +146,12 @@ void thread_exits(Fiber& self) {
   if (grid.at_barrier > 0)
     fatal("__syncthreads not reached by every thread of the block: this thread exited while " +
           std::to_string(grid.at_barrier) + " threads wait at it");
-  const int lane = self.thread.rank % 32, warp0 = self.thread.rank - lane;
-  for (int r = warp0; r < std::min(warp0 + 32, grid.threads); r++) {
+  const int lane = self.thread.rank % 32, warp = self.thread.rank / 32, warp0 = self.thread.rank - lane;
+  grid.lanes_exited[warp] |= 1u << lane;
+  for (unsigned waiting = grid.lanes_at_warp[warp]; waiting; waiting &= waiting - 1) {
+    const int r = warp0 + __builtin_ctz(waiting);
     const Fiber& peer = *pool[r];
-    if (peer.state == State::kAtWarp && (peer.mask >> lane & 1u))
+    if (peer.mask >> lane & 1u)
       fatal(std::string(peer.what) + " (mask " + hex(peer.mask) + ") not reached by every lane it names: lane " +
             std::to_string(lane) + " exited while lane " + std::to_string(r - warp0) + " waits at it");
   }
@@ -210,6 +215,8 @@ void run_block(Grid& grid, std::mt19937_64& random) {
     IgnoreAccesses ignore;
     grid.in_block = true;
     grid.exited = grid.at_barrier = 0;
+    std::fill(std::begin(grid.lanes_at_warp), std::end(grid.lanes_at_warp), 0u);
+    std::fill(std::begin(grid.lanes_exited), std::end(grid.lanes_exited), 0u);
     if (grid.shared_bytes) std::memset(grid.shared, 0xff, grid.shared_bytes);
     for (int r = 0; r < grid.threads; r++) {
       Fiber& f = fiber_for_rank(r);
@@ -403,7 +410,7 @@ int block_barrier(const char* what, int predicate) {
 void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompletion complete) {
   Fiber& self = me();
   Grid& grid = *running;
-  const int lane = self.thread.rank % 32, warp0 = self.thread.rank - lane;
+  const int lane = self.thread.rank % 32, warp = self.thread.rank / 32, warp0 = self.thread.rank - lane;
   const int lanes = std::min(32, grid.threads - warp0);
   bool last = true;
   {
@@ -414,14 +421,15 @@ void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompl
     if (lanes < 32 && (mask >> lanes) != 0)
       fatal(std::string(what) + " with mask " + hex(mask) + " names lanes past the " + std::to_string(lanes) +
             " this warp has (a block of " + std::to_string(grid.threads) + " threads)");
-    for (int l = 0; l < lanes; l++) {
-      if (!(mask >> l & 1u)) continue;
-      const Fiber& peer = *pool[warp0 + l];
-      if (peer.state == State::kExited)
-        fatal(std::string(what) + " (mask " + hex(mask) + ") not reached by every lane it names: lane " +
-              std::to_string(l) + " has exited");
-      if (l != lane && !(peer.state == State::kAtWarp && peer.mask == mask)) last = false;
-    }
+    if (const unsigned exited = grid.lanes_exited[warp] & mask)
+      fatal(std::string(what) + " (mask " + hex(mask) + ") not reached by every lane it names: lane " +
+            std::to_string(__builtin_ctz(exited)) + " has exited");
+    // The last to arrive: every other lane of the mask waits at a collective of this mask.
+    const unsigned peers = mask & ~(1u << lane);
+    last = (grid.lanes_at_warp[warp] & peers) == peers;
+    for (unsigned rest = peers; last && rest; rest &= rest - 1)
+      last = pool[warp0 + __builtin_ctz(rest)]->mask == mask;
+    grid.lanes_at_warp[warp] |= 1u << lane;
     self.state = State::kAtWarp;
     self.what = what;
     self.mask = mask;
@@ -446,6 +454,7 @@ void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompl
     }
     complete(data, mask);
     IgnoreAccesses ignore;
+    grid.lanes_at_warp[warp] &= ~mask;
     for (int l = 0; l < lanes; l++) {
       if (!(mask >> l & 1u)) continue;
       pool[warp0 + l]->state = State::kReady;
