@@ -22,7 +22,7 @@
 
 namespace emu {
 namespace detail {
-thread_local Thread* current_thread = nullptr;
+constinit thread_local Thread* current_thread = nullptr;
 }
 
 namespace {

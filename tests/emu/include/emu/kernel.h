@@ -52,7 +52,7 @@ struct Thread {
 };
 
 namespace detail {
-extern thread_local Thread* current_thread;
+extern constinit thread_local Thread* current_thread;  // constinit: read without a TLS init call
 }
 inline Thread& this_thread() { return *detail::current_thread; }
 
