@@ -10,6 +10,7 @@
 // in float64 and rounded once per output to nearest even, so every math and
 // atomics mode gives the same, reproducible result. (The GPU accumulates in
 // fp32, in an order of its own.) CUBLAS_OP_C is CUBLAS_OP_T on real data.
+#include <cblas.h>
 #include <cublas_v2.h>
 
 #include <cstdio>

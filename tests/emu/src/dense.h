@@ -5,7 +5,6 @@
 // op(A) op(B) they all compute. Operands are fp32 or bf16, the types emulated.
 #pragma once
 
-#include <cblas.h>
 #include <library_types.h>
 
 #include <algorithm>
@@ -101,24 +100,36 @@ struct Stored {
   int64_t rows, cols, ld;
 };
 
-inline std::vector<double> widen(const Stored& x) {
+// op(x) in float64, column-major with leading dimension its rows: x as
+// stored, or its transpose.
+inline std::vector<double> widen(const Stored& x, bool transpose) {
+  const int64_t rows = transpose ? x.cols : x.rows;
   std::vector<double> wide(size_t(x.rows * x.cols));
   for (int64_t j = 0; j < x.cols; j++)
-    for (int64_t i = 0; i < x.rows; i++) wide[size_t(i + j * x.rows)] = load(x.data, x.type, i + j * x.ld);
+    for (int64_t i = 0; i < x.rows; i++)
+      wide[size_t(transpose ? j + i * rows : i + j * rows)] = load(x.data, x.type, i + j * x.ld);
   return wide;
 }
 
 // op(A) op(B), m x n with leading dimension m, accumulated in float64 (the
-// products of fp32 or bf16 values are exact there): A is m x k as stored, or
-// k x m when transposed; B is k x n, or n x k.
+// products of fp32 or bf16 values are exact there), each output's k products
+// added in order of k: A is m x k as stored, or k x m when transposed; B is
+// k x n, or n x k. (A column of the output at a time, as multiples of op(A)'s
+// columns, so the inner loop runs down contiguous columns.)
 inline std::vector<double> product(const Stored& a, bool transpose_a, const Stored& b, bool transpose_b) {
   const int64_t m = transpose_a ? a.cols : a.rows, k = transpose_a ? a.rows : a.cols;
   const int64_t n = transpose_b ? b.rows : b.cols;
   std::vector<double> out(size_t(m * n), 0.0);
   if (m == 0 || n == 0 || k == 0) return out;
-  const std::vector<double> wide_a = widen(a), wide_b = widen(b);
-  cblas_dgemm(CblasColMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans, int(m),
-              int(n), int(k), 1.0, wide_a.data(), int(a.rows), wide_b.data(), int(b.rows), 0.0, out.data(), int(m));
+  const std::vector<double> wide_a = widen(a, transpose_a), wide_b = widen(b, transpose_b);
+  for (int64_t j = 0; j < n; j++) {
+    double* column = out.data() + j * m;
+    for (int64_t p = 0; p < k; p++) {
+      const double* a_column = wide_a.data() + p * m;
+      const double b_pj = wide_b[size_t(p + j * k)];
+      for (int64_t i = 0; i < m; i++) column[i] += a_column[i] * b_pj;
+    }
+  }
   return out;
 }
 
