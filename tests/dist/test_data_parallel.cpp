@@ -224,12 +224,30 @@ TEST_F(DataParallel, two_cuda_ranks_over_nccl_follow_one_cuda_rank) {
       {"dion2", "--set optim.matrix=dion2"}};
   for (const auto& [name, options] : optimizers) {
     std::string out;
-    const std::string cuda = options + " --set run.device=cuda";
+    const std::string cuda = options + " --set run.device=cuda --set model.n_head=1";  // head size 32, as flash needs
     ASSERT_EQ(train(0, name + "_cuda_1", cuda, &out), 0) << out;
     ASSERT_EQ(llmdion::train(tiny_config(dir_, name + "_cuda_2"), kBatchOptions + " " + cuda, &out, nccl_ranks), 0)
         << out;
     expect_same_losses(name + "_cuda_1", name + "_cuda_2", 1e-2);
   }
+}
+
+// The emulated build's twin of the test above (the host execution layer,
+// tests/emu, its NCCL over MPI): the Dion2 paper's block trained with Dion2
+// (random selection: the same slices on both devices) as 2 cuda ranks follows
+// the CPU run to bf16 tolerance, a few steps.
+TEST_F(DataParallel, two_emulated_cuda_ranks_follow_the_cpu_run_with_dion2) {
+#ifndef LLMDION_CUDA_EMULATE
+  GTEST_SKIP() << "the emulated build's check; on a GPU two_cuda_ranks_over_nccl_follow_one_cuda_rank runs";
+#endif
+  const std::string options =
+      "--set model.arch=paper --set model.n_head=1 --set optim.matrix=dion2 --set optim.select=random "
+      "--set train.steps=6 --set train.eval_every=3";
+  std::string out;
+  ASSERT_EQ(train(0, "dion2_cpu", options + " --set run.device=cpu", &out), 0) << out;
+  ASSERT_EQ(train(2, "dion2_cuda_2", options + " --set run.device=cuda", &out), 0) << out;
+  EXPECT_NE(out.find("memory: cuda ("), std::string::npos) << out;
+  expect_same_losses("dion2_cpu", "dion2_cuda_2", 1e-2);
 }
 
 TEST_F(DataParallel, ranks_with_different_configs_are_refused) {
