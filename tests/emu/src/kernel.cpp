@@ -1,8 +1,9 @@
 // Running a grid: its blocks one after another in a seeded random order, the
 // threads of a block as fibers (context.h) that the scheduler resumes in rounds,
 // each round in a fresh seeded random order. A thread runs until it reaches a
-// barrier, a warp collective or its end; the last thread (or lane) to arrive
-// completes the barrier (or collective) and makes its peers ready again.
+// barrier, a warp collective or its end, and then resumes the round's next
+// itself; the last thread (or lane) to arrive completes the barrier (or
+// collective) and makes its peers ready again.
 #include <cuda_runtime.h>
 #include <sys/mman.h>
 
@@ -86,6 +87,9 @@ void* scheduler_tsan_fiber = nullptr;
 void* scheduler_fake_stack = nullptr;
 const void* scheduler_stack_bottom = nullptr;
 size_t scheduler_stack_bytes = 0;
+// The round being run: its fibers in the round's order, and the next to resume.
+std::vector<Fiber*> round_order;
+size_t round_next = 0;
 unsigned long long launches = 0;
 
 std::string triple(uint3 v) {
@@ -113,10 +117,25 @@ std::string ranges(const std::vector<int>& ranks) {
 
 Fiber& me() { return *running_fiber; }
 
-void switch_to_scheduler(Fiber& self) {
-  sanitizers::start_switch(&self.asan_fake_stack, scheduler_stack_bottom, scheduler_stack_bytes);
-  sanitizers::switch_to_fiber(scheduler_tsan_fiber);
-  switch_context(self.context, scheduler_context);
+// A fiber that waits or exits resumes the next fiber of the round itself, and
+// the scheduler after the round's last (a switch a resumption, not two).
+void switch_to_next(Fiber& self) {
+  Context* to = &scheduler_context;
+  void* tsan_fiber = scheduler_tsan_fiber;
+  const void* stack = scheduler_stack_bottom;
+  size_t stack_bytes = scheduler_stack_bytes;
+  {
+    IgnoreAccesses ignore;
+    if (round_next < round_order.size()) {
+      Fiber& next = *round_order[round_next++];
+      running_fiber = &next;
+      detail::current_thread = &next.thread;
+      to = &next.context, tsan_fiber = next.tsan_fiber, stack = next.stack, stack_bytes = kStackBytes;
+    }
+  }
+  sanitizers::start_switch(&self.asan_fake_stack, stack, stack_bytes);
+  sanitizers::switch_to_fiber(tsan_fiber);
+  switch_context(self.context, *to);
   sanitizers::finish_switch(self.asan_fake_stack, nullptr, nullptr);
 }
 
@@ -157,10 +176,14 @@ void thread_exits(Fiber& self) {
   }
 }
 
-// A fiber's first switch lands here, the scheduler having set running_fiber.
+// A fiber's first switch lands here, running_fiber set by whoever switched.
+// The first of all comes from the scheduler, whose stack it records.
 void fiber_main() {
   Fiber& self = *running_fiber;
-  sanitizers::finish_switch(nullptr, &scheduler_stack_bottom, &scheduler_stack_bytes);
+  const void* from_bottom = nullptr;
+  size_t from_bytes = 0;
+  sanitizers::finish_switch(nullptr, &from_bottom, &from_bytes);
+  if (!scheduler_stack_bottom) scheduler_stack_bottom = from_bottom, scheduler_stack_bytes = from_bytes;
   for (;;) {
     sanitizers::acquire(&running->start_sync);
     try {
@@ -170,7 +193,7 @@ void fiber_main() {
     }
     thread_exits(self);
     sanitizers::release(&running->exit_sync);
-    switch_to_scheduler(self);
+    switch_to_next(self);
   }
 }
 
@@ -234,7 +257,7 @@ void run_block(Grid& grid, std::mt19937_64& random) {
   }
   sanitizers::acquire(&grid.exit_sync);
   sanitizers::release(&grid.start_sync);
-  std::vector<Fiber*> ready;
+  std::vector<Fiber*>& ready = round_order;
   for (;;) {
     {
       IgnoreAccesses ignore;
@@ -245,7 +268,11 @@ void run_block(Grid& grid, std::mt19937_64& random) {
     }
     if (ready.empty()) break;
     std::shuffle(ready.begin(), ready.end(), random);
-    for (Fiber* fiber : ready) switch_to_fiber(*fiber);
+    {
+      IgnoreAccesses ignore;
+      round_next = 1;
+    }
+    switch_to_fiber(*ready[0]);  // back when the round's last fiber waits or exits
   }
   sanitizers::acquire(&grid.exit_sync);
   IgnoreAccesses ignore;
@@ -401,7 +428,7 @@ int block_barrier(const char* what, int predicate) {
     }
     grid.at_barrier = 0;
   }
-  switch_to_scheduler(self);
+  switch_to_next(self);
   sanitizers::acquire(&self.released_sync);
   IgnoreAccesses ignore;
   return self.barrier_result;
@@ -461,7 +488,7 @@ void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompl
       sanitizers::release(&pool[warp0 + l]->released_sync);
     }
   }
-  switch_to_scheduler(self);
+  switch_to_next(self);
   sanitizers::acquire(&self.released_sync);
 }
 
