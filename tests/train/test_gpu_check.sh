@@ -153,7 +153,9 @@ has pass "^Dion2 alpha 0.25 optimizer step over Muon's at d_model 1024: 0.25x"
 has pass "^Dion2 alpha 0.25 optimizer step over Muon's at d_model 2048: 0.25x"
 grep -q -- '-G Ninja' "$tmp/cmake_args" || fail "pass: not configured with Ninja: $(cat "$tmp/cmake_args")"
 cmp -s "$results" "$tmp/copy/gpu_check.md" || fail "pass: --out's table differs"
-tar tzf "$tmp/copy/gpu_check_logs.tar.gz" | grep -q logs/test_gpu.log || fail "pass: --out's logs lack test_gpu.log"
+# (the listing is read whole: grep -q stopping early would fail tar under pipefail)
+kept=$(tar tzf "$tmp/copy/gpu_check_logs.tar.gz") || fail "pass: --out's logs do not list"
+grep -q logs/test_gpu.log <<<"$kept" || fail "pass: --out's logs lack test_gpu.log"
 
 # 2. No time left: the tests run until their time runs out (cut short), then
 # memcheck has none (not run); neither fails the check; --only builds only what it needs.
