@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <numeric>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "emu/runtime.h"
@@ -299,6 +301,7 @@ TEST_F(EmuKernel, over_48_kb_of_dynamic_shared_memory_needs_the_attribute) {
             cudaErrorInvalidValue);
   EXPECT_NE(testing::internal::GetCapturedStderr().find("over sm_90's 232448 per block"), std::string::npos);
   cudaGetLastError();
+  cudaFuncSetAttribute(uses_dynamic_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, 48 * 1024);  // as it was
 }
 
 TEST_F(EmuKernel, over_1024_threads_per_block_is_an_invalid_configuration) {
@@ -377,10 +380,13 @@ __global__ void copy_values(float* to, const float* from, int n) {
 
 // Stream b reads what stream a writes: right for every seed with the event
 // wait, wrong for some seed without it (the device picks among ready streams).
+// A third stream holds the device until both are queued, so the pick is the
+// seed's and not the host's timing.
 int wrong_reads(bool wait) {
-  cudaStream_t a, b;
+  cudaStream_t a, b, hold;
   cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking);
   cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking);
+  cudaStreamCreateWithFlags(&hold, cudaStreamNonBlocking);
   cudaEvent_t written;
   cudaEventCreateWithFlags(&written, cudaEventDisableTiming);
   Device<float> x(256), y(256);
@@ -389,17 +395,24 @@ int wrong_reads(bool wait) {
     emu::set_seed(seed);
     fill<<<1, 64, 0, a>>>(x.ptr, 0.0f, 256);
     cudaStreamSynchronize(a);
+    std::atomic<bool> holding{false}, release{false};
+    emu::enqueue(hold, "hold the device", [&] {
+      holding = true;
+      while (!release) std::this_thread::yield();
+    });
+    while (!holding) std::this_thread::yield();
     fill<<<1, 64, 0, a>>>(x.ptr, float(seed), 256);
     cudaEventRecord(written, a);
     if (wait) cudaStreamWaitEvent(b, written, 0);
     copy_values<<<1, 64, 0, b>>>(y.ptr, x.ptr, 256);
-    cudaStreamSynchronize(b);
-    cudaStreamSynchronize(a);
+    release = true;
+    cudaDeviceSynchronize();
     wrong += y.download()[0] != float(seed);
   }
   cudaEventDestroy(written);
   cudaStreamDestroy(a);
   cudaStreamDestroy(b);
+  cudaStreamDestroy(hold);
   return wrong;
 }
 

@@ -248,6 +248,7 @@ TEST_F(EmuNccl, destroy_waits_for_the_queued_work_and_abort_drops_it) {
   const std::vector<float> values = ramp(16, 3.0f);
   Device<float> in(values), out(16);
   cudaMemset(out.ptr, 0, sizeof(float) * 16);
+  cudaDeviceSynchronize();  // the memset is on the legacy stream, which a non-blocking stream does not wait for
   cudaStream_t stream;
   cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
   {
@@ -265,6 +266,7 @@ TEST_F(EmuNccl, destroy_waits_for_the_queued_work_and_abort_drops_it) {
   ncclGetUniqueId(&id);
   ASSERT_EQ(ncclCommInitRank(&comm_, 1, id, 0), ncclSuccess);
   cudaMemset(out.ptr, 0, sizeof(float) * 16);
+  cudaDeviceSynchronize();
   {
     Gate gate(stream);
     ASSERT_EQ(ncclAllReduce(in.ptr, out.ptr, 16, ncclFloat, ncclSum, comm_, stream), ncclSuccess);
