@@ -6,6 +6,7 @@
 // collective) and makes its peers ready again.
 #include <cuda_runtime.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -93,7 +94,9 @@ size_t round_next = 0;
 unsigned long long launches = 0;
 
 std::string triple(uint3 v) {
-  return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+  char text[40];
+  std::snprintf(text, sizeof(text), "(%u,%u,%u)", v.x, v.y, v.z);
+  return text;
 }
 
 std::string hex(unsigned mask) {
@@ -109,7 +112,8 @@ std::string ranges(const std::vector<int>& ranks) {
     size_t j = i;
     while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1) j++;
     if (!out.empty()) out += ", ";
-    out += std::to_string(ranks[i]) + (j > i ? "-" + std::to_string(ranks[j]) : "");
+    out += std::to_string(ranks[i]);
+    if (j > i) out += '-' + std::to_string(ranks[j]);
     i = j + 1;
   }
   return out;
@@ -338,34 +342,49 @@ void run_grid(const char* kernel, const LaunchConfig& config, const std::functio
 
 }  // namespace
 
-std::string describe_kernel_address(const void* address) {
+bool describe_kernel_address(const void* address, char* text, size_t size) {
   const auto* p = static_cast<const unsigned char*>(address);
   if (running && running->shared_mapping) {
     const auto* end = running->shared + running->shared_bytes;
     const auto* mapping_end = static_cast<const unsigned char*>(running->shared_mapping) + running->shared_mapping_bytes;
-    if (p >= end && p < mapping_end)
-      return std::to_string(p - end) + " bytes past the end of the block's " + std::to_string(running->shared_bytes) +
-             " bytes of dynamic shared memory";
+    if (p >= end && p < mapping_end) {
+      std::snprintf(text, size, "%zu bytes past the end of the block's %zu bytes of dynamic shared memory",
+                    size_t(p - end), running->shared_bytes);
+      return true;
+    }
   }
   for (const auto& fiber : pool)
-    if (p >= reinterpret_cast<const unsigned char*>(fiber->stack) - kPage && p < reinterpret_cast<const unsigned char*>(fiber->stack)) return "the stack of a CUDA thread overflowed";
-  return "";
+    if (p >= reinterpret_cast<const unsigned char*>(fiber->stack) - kPage && p < reinterpret_cast<const unsigned char*>(fiber->stack)) {
+      std::snprintf(text, size, "the stack of a CUDA thread overflowed");
+      return true;
+    }
+  return false;
 }
 
 // ---- what kernels call --------------------------------------------------------------
 
-void fatal(const std::string& what) {
-  std::string where;
+void fatal(const char* what) {
+  char where[256] = "";
   if (running) {
-    where = std::string("kernel ") + running->kernel;
-    if (running->in_block) where += ", block " + triple(running->block_idx);
-    if (detail::current_thread) where += ", thread " + triple(detail::current_thread->thread_idx);
-    where += ": ";
+    size_t n = 0;
+    const auto append = [&](const char* format, auto... values) {
+      if (n < sizeof(where)) n += std::snprintf(where + n, sizeof(where) - n, format, values...);
+    };
+    append("kernel %s", running->kernel);
+    if (running->in_block) append(", block (%u,%u,%u)", running->block_idx.x, running->block_idx.y, running->block_idx.z);
+    if (detail::current_thread) {
+      const uint3 t = detail::current_thread->thread_idx;
+      append(", thread (%u,%u,%u)", t.x, t.y, t.z);
+    }
+    append(": ");
   }
-  std::fprintf(stderr, "emu: %s%s\n", where.c_str(), what.c_str());
-  std::fflush(stderr);
+  char line[1024];
+  const int length = std::snprintf(line, sizeof(line), "emu: %s%s\n", where, what);
+  if (length > 0) [[maybe_unused]] const ssize_t written = ::write(2, line, std::min<size_t>(size_t(length), sizeof(line) - 1));
   std::abort();
 }
+
+void fatal(const std::string& what) { fatal(what.c_str()); }
 
 unsigned char* dynamic_shared_base() { return running->shared; }
 size_t dynamic_shared_bytes() { return running->shared_bytes; }

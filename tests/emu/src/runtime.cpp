@@ -222,31 +222,35 @@ std::map<uintptr_t, Allocation> allocations;   // by start address
 std::deque<std::pair<uintptr_t, size_t>> freed;  // the latest freed ranges, for fault reports
 size_t allocated_bytes = 0;
 
-// A fault in a guard page or in freed memory, in words; empty when the address is neither.
-std::string describe_address(uintptr_t address) {
+// A fault in a guard page or in freed memory, in words into `text`; false when
+// the address is neither. Allocates nothing (the fault handler calls it).
+bool describe_address(uintptr_t address, char* text, size_t size) {
   for (auto& [start, a] : allocations) {
     if (!a.mapping) continue;
     const uintptr_t guard = uintptr_t(a.mapping) + a.mapping_bytes - kPage;
-    if (address >= guard && address < guard + kPage)
-      return std::to_string(address - start - a.bytes) + " bytes past the end of a device allocation of " +
-             std::to_string(a.bytes) + " bytes";
-    if (address >= start + a.bytes && address < guard)
-      return std::to_string(address - start - a.bytes) + " bytes past the end of a device allocation of " +
-             std::to_string(a.bytes) + " bytes";
+    if (address >= start + a.bytes && address < guard + kPage) {
+      std::snprintf(text, size, "%zu bytes past the end of a device allocation of %zu bytes",
+                    size_t(address - start - a.bytes), a.bytes);
+      return true;
+    }
   }
   for (auto [start, bytes] : freed)
-    if (address >= start && address < start + bytes) return "device memory already freed (cudaFree)";
-  return "";
+    if (address >= start && address < start + bytes) {
+      std::snprintf(text, size, "device memory already freed (cudaFree)");
+      return true;
+    }
+  return false;
 }
 
 void on_fault(int signal_number, siginfo_t* info, void*) {
-  const uintptr_t address = uintptr_t(info->si_addr);
-  std::string where = describe_address(address);
-  if (where.empty()) where = describe_kernel_address(info->si_addr);
-  char text[64];
-  std::snprintf(text, sizeof(text), "invalid memory access at %p", info->si_addr);
+  char where[256];
+  const bool known = describe_address(uintptr_t(info->si_addr), where, sizeof(where)) ||
+                     describe_kernel_address(info->si_addr, where, sizeof(where));
+  char text[512];
+  std::snprintf(text, sizeof(text), "invalid memory access at %p%s%s", info->si_addr, known ? ": " : "",
+                known ? where : "");
   signal(signal_number, SIG_DFL);  // the return re-runs the access, which then ends the process
-  if (!where.empty() || detail::current_thread) fatal(std::string(text) + (where.empty() ? "" : ": " + where));
+  if (known || detail::current_thread) fatal(text);
 }
 
 void install_fault_handler() {

@@ -58,7 +58,9 @@ inline Thread& this_thread() { return *detail::current_thread; }
 
 // Stops the program with `what`, naming the kernel, block and thread when
 // called from one; never returns (the fault of a kernel is the process's).
+// The const char* form allocates nothing, so a signal handler may call it.
 [[noreturn]] void fatal(const std::string& what);
+[[noreturn]] void fatal(const char* what);
 
 // The block's dynamic shared memory (the launch's third parameter), filled
 // with 0xff at the start of every block so that a read of a byte no thread

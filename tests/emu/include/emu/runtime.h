@@ -38,7 +38,8 @@ void record_error(int error, const std::string& message);
 bool stream_is_valid(cudaStream_t stream);
 int max_dynamic_shared_bytes(const void* kernel);
 // A faulting address a running kernel owns (past its dynamic shared memory, a
-// thread's stack guard), in words; empty when it is none of those.
-std::string describe_kernel_address(const void* address);
+// thread's stack guard), in words into `text`; false when it is none of those.
+// Allocates nothing (the fault handler calls it).
+bool describe_kernel_address(const void* address, char* text, size_t size);
 
 }  // namespace emu
