@@ -222,6 +222,7 @@ std::map<uintptr_t, Allocation> allocations;   // by start address
 std::deque<std::pair<uintptr_t, size_t>> freed;  // the latest freed ranges, for fault reports
 size_t allocated_bytes = 0;
 
+#ifndef __SANITIZE_ADDRESS__  // which reports faults itself
 // A fault in a guard page or in freed memory, in words into `text`; false when
 // the address is neither. Allocates nothing (the fault handler calls it).
 bool describe_address(uintptr_t address, char* text, size_t size) {
@@ -252,6 +253,8 @@ void on_fault(int signal_number, siginfo_t* info, void*) {
   signal(signal_number, SIG_DFL);  // the return re-runs the access, which then ends the process
   if (known || detail::current_thread) fatal(text);
 }
+
+#endif
 
 void install_fault_handler() {
 #ifndef __SANITIZE_ADDRESS__
