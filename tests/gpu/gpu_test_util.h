@@ -43,6 +43,15 @@ constexpr bool kEmulated = true;
 constexpr bool kEmulated = false;
 #endif
 
+// True in the emulated build under AddressSanitizer or ThreadSanitizer (the
+// host's memcheck and racecheck), many times slower again: a test may take
+// tiny shapes there that still reach each of its code paths.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 // A device array of T, freed on scope exit.
 template <typename T>
 struct DeviceArray {

@@ -53,7 +53,9 @@ struct Fiber {
   WarpCompletion complete = nullptr;
   int predicate = 0;
   int barrier_result = 0;
-  // Under ThreadSanitizer: the fiber, what it releases on arriving, what it is released through.
+  unsigned barrier_generation = 0;  // of the block barrier it waits at
+  // Under ThreadSanitizer: the fiber, what it releases on arriving at a
+  // __syncwarp, what it is released through.
   void* tsan_fiber = nullptr;
   char arrived_sync = 0, released_sync = 0;
   void* asan_fake_stack = nullptr;
@@ -77,6 +79,12 @@ struct Grid {
   void* shared_mapping = nullptr;
   size_t shared_mapping_bytes = 0;
   char start_sync = 0, exit_sync = 0;
+  // Block barriers passed; under ThreadSanitizer every thread releases into
+  // barrier_sync[generation % 2] on arriving and acquires it on going on (two,
+  // so a thread already at the next barrier cannot hand its later accesses to
+  // one still leaving this one).
+  unsigned barrier_generation = 0;
+  char barrier_sync[2] = {};
 };
 
 thread_local Grid* running = nullptr;   // set on the device thread while a grid runs
@@ -421,9 +429,11 @@ int block_barrier(const char* what, int predicate) {
     self.state = State::kAtBarrier;
     self.what = what;
     self.predicate = predicate;
+    self.barrier_generation = grid.barrier_generation;
     grid.at_barrier++;
   }
-  sanitizers::release(&self.arrived_sync);
+  char* barrier_sync = &running->barrier_sync[self.barrier_generation % 2];
+  sanitizers::release(barrier_sync);
   bool last;
   {
     IgnoreAccesses ignore;
@@ -431,7 +441,6 @@ int block_barrier(const char* what, int predicate) {
   }
   if (last) {
     Grid& grid = *running;
-    for (int r = 0; r < grid.threads; r++) sanitizers::acquire(&pool[r]->arrived_sync);
     IgnoreAccesses ignore;
     int count = 0;
     for (int r = 0; r < grid.threads; r++) {
@@ -443,17 +452,17 @@ int block_barrier(const char* what, int predicate) {
     for (int r = 0; r < grid.threads; r++) {
       pool[r]->barrier_result = count;
       pool[r]->state = State::kReady;
-      sanitizers::release(&pool[r]->released_sync);
     }
     grid.at_barrier = 0;
+    grid.barrier_generation++;
   }
   switch_to_next(self);
-  sanitizers::acquire(&self.released_sync);
+  sanitizers::acquire(barrier_sync);
   IgnoreAccesses ignore;
   return self.barrier_result;
 }
 
-void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompletion complete) {
+void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompletion complete, bool orders_memory) {
   Fiber& self = me();
   Grid& grid = *running;
   const int lane = self.thread.rank % 32, warp = self.thread.rank / 32, warp0 = self.thread.rank - lane;
@@ -482,33 +491,31 @@ void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompl
     self.data = lane_data;
     self.complete = complete;
   }
-  sanitizers::release(&self.arrived_sync);
+  if (orders_memory) sanitizers::release(&self.arrived_sync);
   if (last) {
     void* data[32] = {};
-    for (int l = 0; l < lanes; l++)
-      if (mask >> l & 1u) sanitizers::acquire(&pool[warp0 + l]->arrived_sync);
-    {
-      IgnoreAccesses ignore;
-      for (int l = 0; l < lanes; l++) {
-        if (!(mask >> l & 1u)) continue;
-        const Fiber& peer = *pool[warp0 + l];
-        if (std::strcmp(peer.what, what) != 0)
-          fatal(std::string("lanes of one mask (") + hex(mask) + ") meet at different warp collectives: lane " +
-                std::to_string(l) + " at " + peer.what + ", lane " + std::to_string(lane) + " at " + what);
-        data[l] = peer.data;
-      }
+    if (orders_memory)
+      for (int l = 0; l < lanes; l++)
+        if (mask >> l & 1u) sanitizers::acquire(&pool[warp0 + l]->arrived_sync);
+    IgnoreAccesses ignore;  // the lanes' data is registers, not memory the kernel shares
+    for (int l = 0; l < lanes; l++) {
+      if (!(mask >> l & 1u)) continue;
+      const Fiber& peer = *pool[warp0 + l];
+      if (std::strcmp(peer.what, what) != 0)
+        fatal(std::string("lanes of one mask (") + hex(mask) + ") meet at different warp collectives: lane " +
+              std::to_string(l) + " at " + peer.what + ", lane " + std::to_string(lane) + " at " + what);
+      data[l] = peer.data;
     }
     complete(data, mask);
-    IgnoreAccesses ignore;
     grid.lanes_at_warp[warp] &= ~mask;
     for (int l = 0; l < lanes; l++) {
       if (!(mask >> l & 1u)) continue;
       pool[warp0 + l]->state = State::kReady;
-      sanitizers::release(&pool[warp0 + l]->released_sync);
+      if (orders_memory) sanitizers::release(&pool[warp0 + l]->released_sync);
     }
   }
   switch_to_next(self);
-  sanitizers::acquire(&self.released_sync);
+  if (orders_memory) sanitizers::acquire(&self.released_sync);
 }
 
 unsigned active_lanes() {

@@ -82,7 +82,7 @@ void complete_mma(void* const lanes[32], unsigned) {
 // ---- ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16 ------------------------------
 
 struct LdmatrixLane {
-  uint32_t address;
+  uint16_t row[8];  // the row at this lane's address, for lanes 0 .. 8 * count - 1
   uint32_t registers[4];
   int count;
   bool transposed;
@@ -100,16 +100,9 @@ const char* ldmatrix_name(int count, bool transposed) {
 void complete_ldmatrix(void* const lanes[32], unsigned) {
   const auto& first = *static_cast<const LdmatrixLane*>(lanes[0]);
   const int count = first.count;
-  const char* what = ldmatrix_name(count, first.transposed);
-  // rows[m][r]: row r of matrix m, from lane 8m + r.
+  // rows[m][r]: row r of matrix m, read by lane 8m + r.
   const uint16_t* rows[4][8];
-  for (int lane = 0; lane < 8 * count; lane++) {
-    const uint32_t address = static_cast<const LdmatrixLane*>(lanes[lane])->address;
-    if (address % 16 != 0)
-      fatal(std::string(what) + ": lane " + std::to_string(lane) + " gives row address " + hex(address) +
-            ", not 16-byte aligned");
-    rows[lane / 8][lane % 8] = reinterpret_cast<const uint16_t*>(shared_window(address, 16, "ldmatrix"));
-  }
+  for (int lane = 0; lane < 8 * count; lane++) rows[lane / 8][lane % 8] = static_cast<const LdmatrixLane*>(lanes[lane])->row;
   for (int lane = 0; lane < 32; lane++) {
     auto& l = *static_cast<LdmatrixLane*>(lanes[lane]);
     const int row = lane / 4, col = 2 * (lane % 4);
@@ -162,8 +155,17 @@ void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b
   std::memcpy(d, lane.d, sizeof(lane.d));
 }
 
+// Each lane of the first 8 * count reads the row at its own address, as the
+// lane it is: what the warp exchanges after is registers.
 void ldmatrix_m8n8(uint32_t* registers, int count, bool transposed, uint32_t address) {
-  LdmatrixLane lane{address, {}, count, transposed};
+  LdmatrixLane lane{{}, {}, count, transposed};
+  const int lane_index = this_thread().rank % 32;
+  if (lane_index < 8 * count) {
+    if (address % 16 != 0)
+      fatal(std::string(ldmatrix_name(count, transposed)) + ": lane " + std::to_string(lane_index) +
+            " gives row address " + hex(address) + ", not 16-byte aligned");
+    std::memcpy(lane.row, shared_window(address, 16, "ldmatrix"), sizeof(lane.row));
+  }
   warp_collective(ldmatrix_name(count, transposed), kFullWarp, &lane, complete_ldmatrix);
   std::memcpy(registers, lane.registers, count * sizeof(uint32_t));
 }

@@ -48,7 +48,7 @@ inline int __syncthreads_and(int predicate) {
 namespace emu {
 
 inline void syncwarp(unsigned mask) {
-  warp_collective("__syncwarp", mask, nullptr, [](void* const*, unsigned) {});
+  warp_collective("__syncwarp", mask, nullptr, [](void* const*, unsigned) {}, true);
 }
 
 // Each lane names the lane it reads (or itself, where the guide says a lane

@@ -90,8 +90,14 @@ int block_barrier(const char* what, int predicate);
 // at a collective of the same `what` and mask, `complete(lanes, mask)` runs
 // once, lanes[i] being lane i's data (null outside the mask), and every lane
 // goes on. The lane's data lives on its stack until it goes on.
+// Only __syncwarp orders memory among its lanes (Programming Guide,
+// "__syncwarp"): with `orders_memory` each lane's accesses before it happen
+// before every lane's after it, for ThreadSanitizer. The others exchange
+// registers alone (ldmatrix reads its rows before, as each lane), so a kernel
+// that leans on a shuffle to order its shared memory is reported.
 using WarpCompletion = void (*)(void* const lanes[32], unsigned mask);
-void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompletion complete);
+void warp_collective(const char* what, unsigned mask, void* lane_data, WarpCompletion complete,
+                     bool orders_memory = false);
 
 // The lanes of the calling thread's warp that have not exited (__activemask).
 unsigned active_lanes();
