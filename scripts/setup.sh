@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 packages=(cmake g++ make ninja-build libyaml-cpp-dev libspdlog-dev libcli11-dev libopenmpi-dev openmpi-bin
-          libopenblas-openmp-dev libgtest-dev python3)
+          libopenblas-openmp-dev libxxhash-dev libgtest-dev python3)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 [ -n "${LLMDION_TEST_DEPS:-}" ] && packages+=(python3-numpy python3-matplotlib python3-torch)
 

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/atomic_file.h"
+#include "core/checksum.h"
 #include "core/json.h"
 
 namespace llmdion {
@@ -23,13 +24,18 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
+constexpr const char* kChecksumPrefix = "xxh64:";
+
 }  // namespace
 
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
                        const std::map<std::string, std::string>& metadata) {
+  std::map<std::string, std::string> all_metadata = metadata;
+  for (const TensorView& t : tensors)
+    all_metadata[kChecksumPrefix + t.name] = xxh64_hex(t.values.data(), t.values.size_bytes());
   std::string header = "{\"__metadata__\":{";
   bool first = true;
-  for (const auto& [key, value] : metadata) {
+  for (const auto& [key, value] : all_metadata) {
     if (!first) header += ',';
     header += json_string(key);
     header += ':';
@@ -80,11 +86,15 @@ TensorFile read_safetensors(const std::string& path) {
   }
   const std::string_view data = std::string_view(bytes).substr(8 + n);
   TensorFile file;
-  for (const auto& [name, entry] : header.object) {
-    if (name == "__metadata__") {
-      for (const auto& [key, value] : entry.object) file.metadata[key] = value.string;
-      continue;
+  std::map<std::string, std::string> checksums;
+  if (const JsonValue* metadata = header.find("__metadata__"))
+    for (const auto& [key, value] : metadata->object) {
+      if (key.starts_with(kChecksumPrefix)) checksums[key.substr(std::strlen(kChecksumPrefix))] = value.string;
+      else file.metadata[key] = value.string;
     }
+  file.checksummed = true;
+  for (const auto& [name, entry] : header.object) {
+    if (name == "__metadata__") continue;
     const JsonValue* dtype = entry.find("dtype");
     const JsonValue* shape = entry.find("shape");
     const JsonValue* offsets = entry.find("data_offsets");
@@ -96,6 +106,13 @@ TensorFile read_safetensors(const std::string& path) {
     const uint64_t begin = uint64_t(offsets->array[0].number), end = uint64_t(offsets->array[1].number);
     if (end < begin || end > data.size() || end - begin != uint64_t(count) * sizeof(float))
       throw bad("tensor '" + name + "' has offsets that do not fit its shape or the file");
+    auto checksum = checksums.find(name);
+    if (checksum == checksums.end()) {
+      file.checksummed = false;
+    } else if (const std::string actual = xxh64_hex(data.data() + begin, end - begin); actual != checksum->second) {
+      throw std::runtime_error("'" + path + "' is damaged: tensor '" + name + "' does not match its checksum (xxh64 " +
+                               actual + ", written as " + checksum->second + ")");
+    }
     t.values.resize(size_t(count));
     std::memcpy(t.values.data(), data.data() + begin, end - begin);
     file.tensors.emplace(name, std::move(t));
