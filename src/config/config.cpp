@@ -46,6 +46,7 @@ std::vector<ConfigField> config_fields(Config& c) {
       {"train.steps", &c.train.steps, 1, 1e12},
       {"train.grad_clip", &c.train.grad_clip, 0, 1e30},
       {"train.skip_nonfinite", &c.train.skip_nonfinite},
+      {"train.max_skipped_steps", &c.train.max_skipped_steps, 0, 1e12},
       {"train.eval_every", &c.train.eval_every, 0, 1e12},
       {"train.eval_tokens", &c.train.eval_tokens, 1, 1e15},
       {"train.ckpt_every", &c.train.ckpt_every, 0, 1e12},

@@ -65,6 +65,7 @@ struct TrainConfig {
   int64_t steps = 1000;
   double grad_clip = 1.0;      // clip the global gradient norm to this; 0 = off
   bool skip_nonfinite = false; // skip a step with NaN/Inf instead of stopping
+  int64_t max_skipped_steps = 5; // with skip_nonfinite: stop once a run has skipped more steps than this
   int64_t eval_every = 100;    // val loss every this many steps (and at the end); 0 = only at the end
   int64_t eval_tokens = 65536; // val tokens per evaluation
   int64_t ckpt_every = 0;      // checkpoint every this many steps (and at the end); 0 = only at the end

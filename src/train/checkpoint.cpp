@@ -7,10 +7,13 @@
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <span>
 #include <stdexcept>
 
 #include "core/atomic_file.h"
+#include "core/checksum.h"
 #include "core/safetensors.h"
 
 namespace llmdion {
@@ -28,20 +31,6 @@ std::vector<std::pair<std::string, int64_t>> shape_fields(const GptShape& s) {
           {"rope", s.rope},             {"qk_norm", s.qk_norm},       {"mlp", int64_t(s.mlp)}};
 }
 
-std::vector<fs::path> complete_checkpoints(const std::string& out_dir) {
-  std::vector<fs::path> found;
-  const fs::path root = fs::path(out_dir) / "checkpoints";
-  if (!fs::exists(root)) return found;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.starts_with("step_") && name.find('.') == std::string::npos &&
-        fs::exists(entry.path() / kCompleteMarker))
-      found.push_back(entry.path());
-  }
-  std::sort(found.begin(), found.end());  // step numbers are zero-padded
-  return found;
-}
-
 // FNV-1a of the weights' bytes, in hex: equal weights, equal fingerprints.
 std::string fingerprint(std::span<const float> params) {
   uint64_t hash = 0xcbf29ce484222325ull;
@@ -57,6 +46,20 @@ std::string optimizer_file(const Comm& comm) {
 }
 
 }  // namespace
+
+std::vector<std::string> complete_checkpoints(const std::string& out_dir) {
+  std::vector<std::string> found;
+  const fs::path root = fs::path(out_dir) / "checkpoints";
+  if (!fs::exists(root)) return found;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.starts_with("step_") && name.find('.') == std::string::npos &&
+        fs::exists(entry.path() / kCompleteMarker))
+      found.push_back(entry.path().string());
+  }
+  std::sort(found.rbegin(), found.rend());  // step numbers are zero-padded
+  return found;
+}
 
 std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer& optimizer, const TrainState& state,
                             const Config& config, Comm& comm) {
@@ -123,38 +126,68 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
   out << YAML::Key << "config_hash" << YAML::Value << config_hash(config);
   out << YAML::Key << "config" << YAML::Value << YAML::Literal << config_to_yaml(config);
   out << YAML::EndMap;
-  write_file_atomic((partial / "state.yaml").string(), [&](std::ostream& o) { o << out.c_str() << "\n"; });
-  write_file_atomic((partial / kCompleteMarker).string(), [&](std::ostream& o) { o << state.step << "\n"; });
+  const std::string state_text = std::string(out.c_str()) + "\n";
+  write_file_atomic((partial / "state.yaml").string(), [&](std::ostream& o) { o << state_text; });
+  write_file_atomic((partial / kCompleteMarker).string(),
+                    [&](std::ostream& o) { o << "state.yaml xxh64 " << xxh64_hex(state_text) << "\n"; });
   fs::remove_all(folder);
   fs::rename(partial, folder);
 
-  const std::vector<fs::path> all = complete_checkpoints(out_dir);
+  const std::vector<std::string> all = complete_checkpoints(out_dir);  // newest first
   const size_t keep = size_t(config.train.ckpt_keep);
   if (keep > 0)
-    for (size_t i = 0; i + keep < all.size(); i++) fs::remove_all(all[i]);
+    for (size_t i = keep; i < all.size(); i++) fs::remove_all(all[i]);
   comm.barrier();
   return folder.string();
 }
 
-std::optional<std::string> latest_checkpoint(const std::string& out_dir) {
-  const std::vector<fs::path> all = complete_checkpoints(out_dir);
-  if (all.empty()) return std::nullopt;
-  return all.back().string();
+namespace {
+
+std::string read_whole_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) throw std::runtime_error("cannot read '" + path.string() + "'");
+  return text.str();
 }
+
+}  // namespace
 
 TrainState read_checkpoint_state(const std::string& folder, const GptShape& shape) {
   const fs::path dir(folder);
+  const auto damaged = [&](const std::string& why) { return CheckpointDamaged("checkpoint '" + folder + "': " + why); };
   if (!fs::exists(dir / kCompleteMarker))
-    throw std::runtime_error("checkpoint '" + folder + "' is incomplete (no " + kCompleteMarker + " marker)");
+    throw damaged(std::string("incomplete (no ") + kCompleteMarker + " marker)");
+  // COMPLETE: "state.yaml xxh64 <16 hex>".
+  std::string text, marker;
+  try {
+    marker = read_whole_file(dir / kCompleteMarker);
+    text = read_whole_file(dir / "state.yaml");
+  } catch (const std::runtime_error& e) {
+    throw damaged(e.what());
+  }
+  const std::string prefix = "state.yaml xxh64 ";
+  if (!marker.starts_with(prefix) || marker.size() < prefix.size() + 16)
+    throw damaged(std::string(kCompleteMarker) + " holds no checksum of state.yaml (damaged, or written before "
+                  "checkpoints carried checksums)");
+  const std::string written = marker.substr(prefix.size(), 16), actual = xxh64_hex(text);
+  if (actual != written)
+    throw damaged("state.yaml is unreadable: it does not match its checksum (xxh64 " + actual + ", written as " +
+                  written + "), so it was cut short or changed");
   YAML::Node state_yaml;
   try {
-    state_yaml = YAML::LoadFile((dir / "state.yaml").string());
+    state_yaml = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    throw std::runtime_error("checkpoint '" + folder + "': cannot read state.yaml: " + e.what());
+    throw damaged(std::string("state.yaml is unreadable: ") + e.what());
   }
+  // A value state.yaml must hold; its absence is damage, not a setting.
+  const auto field = [&](const YAML::Node& node, const std::string& name) {
+    if (!node.IsDefined() || !node.IsScalar()) throw damaged("state.yaml lacks " + name);
+    return node;
+  };
   std::string mismatch;
   for (const auto& [key, value] : shape_fields(shape)) {
-    const int64_t saved = state_yaml["model"][key].as<int64_t>(-1);
+    const int64_t saved = field(state_yaml["model"][key], "model." + key).as<int64_t>();
     if (saved != value)
       mismatch += (mismatch.empty() ? "" : ", ") + key + " " + std::to_string(saved) + " (config: " +
                   std::to_string(value) + ")";
@@ -163,40 +196,77 @@ TrainState read_checkpoint_state(const std::string& folder, const GptShape& shap
     throw std::runtime_error("cannot resume from '" + folder + "': its model has " + mismatch +
                              "; resume with the same model settings or use a new run.out_dir");
   TrainState state;
-  state.step = state_yaml["step"].as<int64_t>();
-  state.tokens = state_yaml["tokens"].as<int64_t>();
-  state.update_count = state_yaml["update_count"].as<int64_t>();
-  state.data.epoch = state_yaml["data"]["epoch"].as<int64_t>();
-  state.data.shard_cursor = state_yaml["data"]["shard_cursor"].as<int64_t>();
-  state.data.window_cursor = state_yaml["data"]["window_cursor"].as<int64_t>();
-  state.data.micro_step = state_yaml["data"]["micro_step"].as<int64_t>();
-  state.seed = state_yaml["seed"].as<uint64_t>();
-  state.config_yaml = state_yaml["config"].as<std::string>();
-  state.ranks = state_yaml["ranks"].as<int>(1);
+  try {
+    state.step = field(state_yaml["step"], "step").as<int64_t>();
+    state.tokens = field(state_yaml["tokens"], "tokens").as<int64_t>();
+    state.update_count = field(state_yaml["update_count"], "update_count").as<int64_t>();
+    state.data.epoch = field(state_yaml["data"]["epoch"], "data.epoch").as<int64_t>();
+    state.data.shard_cursor = field(state_yaml["data"]["shard_cursor"], "data.shard_cursor").as<int64_t>();
+    state.data.window_cursor = field(state_yaml["data"]["window_cursor"], "data.window_cursor").as<int64_t>();
+    state.data.micro_step = field(state_yaml["data"]["micro_step"], "data.micro_step").as<int64_t>();
+    state.seed = field(state_yaml["seed"], "seed").as<uint64_t>();
+    state.config_yaml = field(state_yaml["config"], "config").as<std::string>();
+    state.ranks = field(state_yaml["ranks"], "ranks").as<int>();
+  } catch (const YAML::Exception& e) {
+    throw damaged(std::string("state.yaml is unreadable: ") + e.what());
+  }
   return state;
 }
 
+namespace {
+
+// A checkpoint file read whole, every tensor checked against its checksum.
+TensorFile read_checked(const fs::path& path, const std::string& folder) {
+  TensorFile file;
+  try {
+    file = read_safetensors(path.string());
+  } catch (const std::runtime_error& e) {
+    throw CheckpointDamaged("checkpoint '" + folder + "': " + e.what());
+  }
+  if (!file.checksummed)
+    throw CheckpointDamaged("checkpoint '" + folder + "': '" + path.filename().string() +
+                            "' lacks the checksums of its tensors (damaged, or written before checkpoints carried "
+                            "them)");
+  return file;
+}
+
+// NaN or Inf in a loaded tensor: the file is not a state training can go on from.
+void check_finite(std::span<const float> values, const std::string& folder, const std::string& file,
+                  const std::string& tensor) {
+  for (size_t i = 0; i < values.size(); i++)
+    if (!std::isfinite(values[i]))
+      throw CheckpointDamaged("checkpoint '" + folder + "': " + file + " tensor '" + tensor + "' holds " +
+                              std::to_string(values[i]) + " at index " + std::to_string(i));
+}
+
+}  // namespace
+
 void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer, const Comm& comm) {
   const fs::path dir(folder);
-  const TensorFile weights = read_safetensors((dir / "model.safetensors").string());
+  const TensorFile weights = read_checked(dir / "model.safetensors", folder);
   const GptLayout& layout = model.layout();
   std::vector<float> params(layout.num_params);
   for (const ParamTensor& t : layout.tensors) {
     auto it = weights.tensors.find(t.name);
     if (it == weights.tensors.end() || it->second.shape != t.shape)
       throw std::runtime_error("checkpoint '" + folder + "' lacks tensor " + t.name + " of the expected shape");
+    check_finite(it->second.values, folder, "model.safetensors", t.name);
     std::copy(it->second.values.begin(), it->second.values.end(), params.begin() + t.offset);
   }
-  model.copy_params_from_host(params);
 
-  const TensorFile opt = read_safetensors((dir / optimizer_file(comm)).string());
-  for (OptimizerState& s : optimizer.state()) {
+  const std::string opt_name = optimizer_file(comm);
+  const TensorFile opt = read_checked(dir / opt_name, folder);
+  std::vector<OptimizerState> states = optimizer.state();
+  for (const OptimizerState& s : states) {
     auto it = opt.tensors.find(s.name);
     if (it == opt.tensors.end() || it->second.values.size() != s.data.size())
       throw std::runtime_error("checkpoint '" + folder + "' lacks optimizer state " + s.name +
                                " of the expected size (was it written with another optimizer?)");
-    copy_from_host(model.device(), it->second.values, s.data.data());
+    check_finite(it->second.values, folder, opt_name, s.name);
   }
+  // Nothing is touched until every file has been checked.
+  model.copy_params_from_host(params);
+  for (OptimizerState& s : states) copy_from_host(model.device(), opt.tensors.at(s.name).values, s.data.data());
 }
 
 }  // namespace llmdion

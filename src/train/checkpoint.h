@@ -7,13 +7,17 @@
 //                          several ranks, optimizer.rank<r>.safetensors: rank r's shard
 //   state.yaml             step, tokens, optimizer update count, data position,
 //                          seed, model shape, config hash and the resolved config
-//   COMPLETE               written last: a folder without it is never read
+//   COMPLETE               written last: a folder without it is never read; it
+//                          holds state.yaml's checksum (the tensors carry theirs)
 // The folder is built as step_00000100.partial/ and renamed when complete.
+// On load every checksum is checked and the weights and state must be finite:
+// a damaged checkpoint is named, with the file and tensor, and never loaded.
 #pragma once
 
 #include <cstdint>
-#include <optional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "data/dataloader.h"
 #include "dist/comm.h"
@@ -40,14 +44,21 @@ struct TrainState {
 std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer& optimizer, const TrainState& state,
                             const Config& config, Comm& comm);
 
-// The newest complete checkpoint folder under out_dir, if any.
-std::optional<std::string> latest_checkpoint(const std::string& out_dir);
+// A checkpoint whose files are unreadable, truncated, fail their checksums or
+// hold NaN or Inf: the message names the folder, the file and the tensor.
+struct CheckpointDamaged : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
-// A complete checkpoint's training state and config; throws std::runtime_error if
-// it is incomplete or damaged, or its model shape differs from `shape`.
+// The complete checkpoint folders under out_dir, newest first.
+std::vector<std::string> complete_checkpoints(const std::string& out_dir);
+
+// A complete checkpoint's training state and config; throws CheckpointDamaged
+// if state.yaml is damaged, std::runtime_error if its model shape differs from `shape`.
 TrainState read_checkpoint_state(const std::string& folder, const GptShape& shape);
-// Restores the weights and the optimizer state; throws std::runtime_error when a
-// tensor or a state buffer is missing or of another size.
+// Restores the weights and this rank's optimizer state; throws CheckpointDamaged
+// when a file is damaged, std::runtime_error when a tensor or a state buffer is
+// missing or of another size.
 void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer, const Comm& comm);
 
 }  // namespace llmdion

@@ -13,7 +13,6 @@
 #include <filesystem>
 
 #include "config/config.h"
-#include "core/atomic_file.h"
 #include "dist/comm.h"
 #include "train/logging.h"
 #include "train/trainer.h"
@@ -50,8 +49,7 @@ int main(int argc, char** argv) {
     out_dir = config.run.out_dir;
     std::filesystem::create_directories(out_dir);
     setup_logging(rank, out_dir);
-    if (rank == 0) write_file_atomic(out_dir + "/config.yaml", [&](std::ostream& out) { out << config_to_yaml(config); });
-    spdlog::info("config {} resolved into {}/config.yaml", config_path, out_dir);
+    spdlog::info("config {}", config_path);
     return run_training(config, *comm);
   } catch (const std::exception& e) {
     log_fatal_error(rank, out_dir, e.what());

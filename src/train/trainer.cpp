@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -51,38 +54,51 @@ DataLoaderOptions loader_options(const Config& c, const std::string& pattern, in
   return o;
 }
 
-// loss.csv: kept to the rows of the steps a resumed run has completed, then appended.
+// loss.csv: kept to the rows of the steps a resumed run has completed, then
+// appended a row a step, each flushed; a write that fails stops the run.
 class LossCsv {
  public:
   LossCsv(const std::string& path, int64_t completed_steps, int64_t tokens_per_step)
-      : tokens_per_step_(tokens_per_step) {
+      : path_(path), tokens_per_step_(tokens_per_step) {
     std::string kept = std::string(kCsvHeader) + "\n";
     if (completed_steps > 0) {
       std::ifstream in(path);
       std::string line;
       std::getline(in, line);
-      while (std::getline(in, line)) {
-        if (line.empty() || line.find(',') == std::string::npos) continue;
-        if (std::stoll(line.substr(0, line.find(','))) < completed_steps) kept += line + "\n";
+      for (int64_t number = 2; std::getline(in, line); number++) {
+        if (line.empty()) continue;
+        int64_t step = -1;
+        const char* end = line.data() + line.size();
+        const auto [after, error] = std::from_chars(line.data(), end, step);
+        if (error != std::errc() || after == end || *after != ',' || step < 0)
+          throw std::runtime_error("'" + path + "' line " + std::to_string(number) + " is not a row of " +
+                                   kCsvHeader + " (it starts '" + line.substr(0, 40) +
+                                   "'): repair or remove the file to resume");
+        if (step < completed_steps) kept += line + "\n";
       }
     }
     write_file_atomic(path, [&](std::ostream& out) { out << kept; });
     file_ = std::fopen(path.c_str(), "a");
-    if (!file_) throw std::runtime_error("cannot append to '" + path + "'");
+    if (!file_) throw std::runtime_error("cannot append to '" + path + "': " + std::strerror(errno));
   }
   ~LossCsv() { std::fclose(file_); }
   void row(int64_t step, int64_t tokens, double lr, double train_loss, std::optional<double> val_loss,
            double grad_norm, double step_ms, double opt_ms, int64_t comm_bytes) {
-    std::fprintf(file_, "%lld,%lld,%.9g,%.9g,", static_cast<long long>(step), static_cast<long long>(tokens), lr,
-                 train_loss);
-    if (val_loss) std::fprintf(file_, "%.9g", *val_loss);
-    std::fprintf(file_, ",%.9g,%.3f,%.3f,%.1f,%lld\n", grad_norm, step_ms, opt_ms,
-                 double(tokens_per_step_) * 1000.0 / step_ms, static_cast<long long>(comm_bytes));
-    std::fflush(file_);
+    const std::string text =
+        fmt::format("{},{},{:.9g},{:.9g},{},{:.9g},{:.3f},{:.3f},{:.1f},{}\n", step, tokens, lr, train_loss,
+                    val_loss ? fmt::format("{:.9g}", *val_loss) : "", grad_norm, step_ms, opt_ms,
+                    double(tokens_per_step_) * 1000.0 / step_ms, comm_bytes);
+    if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0)
+      throw std::runtime_error("cannot write step " + std::to_string(step) + " to '" + path_ + "': " +
+                               std::strerror(errno) + "; the run stops (its last checkpoint is intact)");
   }
-  void sync() { fsync(fileno(file_)); }
+  void sync() {
+    if (fsync(fileno(file_)) != 0)
+      throw std::runtime_error("cannot flush '" + path_ + "' to disk: " + std::strerror(errno));
+  }
 
  private:
+  std::string path_;
   int64_t tokens_per_step_;
   std::FILE* file_;
 };
@@ -143,6 +159,32 @@ void describe_run(const Config& config) {
               static_cast<long long>(config.train.micro_batch), static_cast<long long>(config.model.seq_len),
               static_cast<long long>(grad_accum), static_cast<long long>(config.train.steps));
 }
+
+namespace {
+
+// Throws unless a run of `config` over `comm` may continue from the checkpoint
+// `saved` exactly: only settings off the training path may change, and the
+// optimizer state must be sharded over as many ranks.
+void check_resumable(const TrainState& saved, const std::string& folder, const Config& config, const Comm& comm) {
+  const std::vector<std::string> free_to_change = {
+      "run.out_dir",        "run.resume",       "run.export_llmc",    "data.vocab_dir",      "train.eval_every",
+      "train.eval_tokens",  "train.ckpt_every", "train.ckpt_keep",    "train.sample_every",  "train.sample_tokens",
+      "train.sample_top_k"};
+  std::string changed;
+  for (const std::string& d : differing_keys(parse_config(saved.config_yaml, "checkpoint '" + folder + "'"), config))
+    if (std::find(free_to_change.begin(), free_to_change.end(), d.substr(0, d.find(' '))) == free_to_change.end())
+      changed += (changed.empty() ? "" : ", ") + d;
+  if (!changed.empty())
+    throw std::runtime_error("cannot resume from '" + folder + "' exactly: the config changed " + changed +
+                             "; restore those settings or start a new run.out_dir");
+  if (saved.ranks != comm.world_size())
+    throw std::runtime_error("cannot resume from '" + folder + "': its optimizer state is sharded over " +
+                             std::to_string(saved.ranks) + " rank(s) and this run has " +
+                             std::to_string(comm.world_size()) + "; resume with mpirun -np " +
+                             std::to_string(saved.ranks) + " (or start a new run.out_dir)");
+}
+
+}  // namespace
 
 int run_training(const Config& given, Comm& host_comm) {
   // run.device auto becomes the device this run uses, so that checkpoints and resumes name it.
@@ -207,35 +249,59 @@ int run_training(const Config& given, Comm& host_comm) {
 
   TrainState state;
   state.seed = uint64_t(config.run.seed);
-  const std::optional<std::string> latest = latest_checkpoint(out_dir);
-  if (latest && config.run.resume != "auto")
-    throw std::runtime_error("'" + out_dir + "' already holds checkpoints of a run (" + *latest +
+  const std::vector<std::string> checkpoints = complete_checkpoints(out_dir);  // newest first
+  if (!checkpoints.empty() && config.run.resume != "auto")
+    throw std::runtime_error("'" + out_dir + "' already holds checkpoints of a run (" + checkpoints.front() +
                              "): continue it with --resume, or choose another run.out_dir");
-  if (latest && config.run.resume == "auto") {
-    const TrainState saved = read_checkpoint_state(*latest, shape);
-    // Only settings off the training path may change on resume.
-    const std::vector<std::string> free_to_change = {
-        "run.out_dir",        "run.resume",       "run.export_llmc",    "data.vocab_dir",      "train.eval_every",
-        "train.eval_tokens",  "train.ckpt_every", "train.ckpt_keep",    "train.sample_every",  "train.sample_tokens",
-        "train.sample_top_k"};
-    std::string changed;
-    for (const std::string& d : differing_keys(parse_config(saved.config_yaml, "checkpoint '" + *latest + "'"), config))
-      if (std::find(free_to_change.begin(), free_to_change.end(), d.substr(0, d.find(' '))) == free_to_change.end())
-        changed += (changed.empty() ? "" : ", ") + d;
-    if (!changed.empty())
-      throw std::runtime_error("cannot resume from '" + *latest + "' exactly: the config changed " + changed +
-                               "; restore those settings or start a new run.out_dir");
-    if (saved.ranks != comm.world_size())
-      throw std::runtime_error("cannot resume from '" + *latest + "': its optimizer state is sharded over " +
-                               std::to_string(saved.ranks) + " rank(s) and this run has " +
-                               std::to_string(comm.world_size()) + "; resume with mpirun -np " +
-                               std::to_string(saved.ranks) + " (or start a new run.out_dir)");
-    load_checkpoint_tensors(*latest, *model, *optimizer, comm);
+  if (checkpoints.empty() && config.run.resume == "auto")
+    spdlog::info("no checkpoint in {}: starting from step 0", out_dir);
+  // Resume from the newest checkpoint every rank finds intact; a damaged one is
+  // renamed step_<n>.damaged (kept for the user, never read again).
+  std::vector<std::string> damaged;
+  for (const std::string& folder : config.run.resume == "auto" ? checkpoints : std::vector<std::string>{}) {
+    std::string damage;
+    TrainState saved;
+    try {
+      saved = read_checkpoint_state(folder, shape);
+    } catch (const CheckpointDamaged& e) {
+      damage = e.what();
+    }
+    if (damage.empty()) {
+      check_resumable(saved, folder, config, comm);
+      try {
+        load_checkpoint_tensors(folder, *model, *optimizer, comm);
+      } catch (const CheckpointDamaged& e) {
+        damage = e.what();
+      }
+    }
+    if (comm.sum_over_ranks(damage.empty() ? 0.0 : 1.0) > 0) {
+      spdlog::error("{}", damage.empty() ? "checkpoint '" + folder + "' is damaged on another rank" : damage);
+      damaged.push_back(folder);
+      continue;
+    }
     state = saved;
     model->params_changed(rounding_seed(state.update_count));
     train_data.restore(state.data);
-    spdlog::info("resumed from {} ({} steps done)", *latest, state.step);
+    spdlog::info("resumed from {} ({} steps done)", folder, state.step);
+    break;
   }
+  if (!damaged.empty()) {
+    if (damaged.size() == checkpoints.size())
+      throw std::runtime_error("no intact checkpoint in '" + out_dir + "/checkpoints' (" +
+                               std::to_string(damaged.size()) + " damaged, named above): remove that folder to " +
+                               "start the run over");
+    if (root)
+      for (const std::string& folder : damaged) {
+        std::filesystem::remove_all(folder + ".damaged");
+        std::filesystem::rename(folder, folder + ".damaged");
+        spdlog::warn("damaged checkpoint {} set aside as {}.damaged; resumed from the newest intact one", folder,
+                     folder);
+      }
+  }
+
+  // config.yaml: written once the run is accepted (its config and resume checks passed).
+  if (root) write_file_atomic(out_dir + "/config.yaml", [&](std::ostream& out) { out << config_to_yaml(config); });
+  spdlog::info("config resolved into {}/config.yaml", out_dir);
 
   std::optional<LossCsv> csv;
   if (root) csv.emplace(out_dir + "/loss.csv", state.step, tokens_per_step);
@@ -257,6 +323,7 @@ int run_training(const Config& given, Comm& host_comm) {
   auto due = [&](int64_t every, int64_t step) { return step + 1 == steps || (every > 0 && (step + 1) % every == 0); };
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
+  std::pair<double, double> final_losses{NAN, NAN};  // train, val
   for (int64_t step = state.step; step < steps; step++) {
     const auto step_start = std::chrono::steady_clock::now();
     const BytesSent sent_before = comm.bytes_sent_by_collective();
@@ -291,8 +358,16 @@ int run_training(const Config& given, Comm& host_comm) {
       model->params_changed(rounding_seed(state.update_count));
       opt_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - opt_start).count();
     } else {
-      spdlog::warn("step {}: non-finite loss or gradient (first in {}), step skipped", step,
-                   first_nonfinite_tensor(*model));
+      // Steps skipped so far, over every resume: those without an update.
+      const int64_t skipped = step + 1 - state.update_count;
+      if (skipped > config.train.max_skipped_steps)
+        throw std::runtime_error("step " + std::to_string(step) + ": loss " + std::to_string(train_loss) +
+                                 ", non-finite gradient first in " + first_nonfinite_tensor(*model) + "; " +
+                                 std::to_string(skipped) + " steps skipped, over train.max_skipped_steps (" +
+                                 std::to_string(config.train.max_skipped_steps) +
+                                 "): the run diverged; lower optim.lr or resume from an earlier checkpoint");
+      spdlog::warn("step {}: non-finite loss or gradient (first in {}), step skipped ({} of at most {})", step,
+                   first_nonfinite_tensor(*model), skipped, config.train.max_skipped_steps);
     }
     state.step = step + 1;
     state.tokens += tokens_per_step;
@@ -307,13 +382,7 @@ int run_training(const Config& given, Comm& host_comm) {
     if (csv)
       csv->row(step, state.tokens, config.optim.lr * lr_scale, train_loss, val_loss, grad_norm, step_ms, opt_ms,
                sent.total());
-    if (step + 1 == steps && root) {
-      // done.yaml marks a finished run (sweep scripts skip it) with its final losses.
-      write_file_atomic(out_dir + "/done.yaml", [&](std::ostream& out) {
-        out << fmt::format("steps: {}\ntokens: {}\ntrain_loss: {:.9g}\nval_loss: {:.9g}\n", steps, state.tokens,
-                           train_loss, val_loss.value_or(NAN));
-      });
-    }
+    if (step + 1 == steps) final_losses = {train_loss, val_loss.value_or(NAN)};
 
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const double eta = elapsed / double(step + 1 - first_step) * double(steps - step - 1);
@@ -349,6 +418,19 @@ int run_training(const Config& given, Comm& host_comm) {
     model->copy_params_to_host(host_params);
     write_llmc_checkpoint(config.run.export_llmc, shape, host_params);
     spdlog::info("weights exported in llm.c's format to {}", config.run.export_llmc);
+  }
+  // done.yaml marks a finished run (sweep scripts skip it) with its final
+  // losses: written last, once the final checkpoint and every output are on disk.
+  if (root && state.step == steps && first_step < steps) {
+    if (!std::isfinite(final_losses.first) || !std::isfinite(final_losses.second))
+      throw std::runtime_error(fmt::format("the last step's train loss is {} and val loss {}: the run diverged and "
+                                           "is not marked done (its checkpoints stay)",
+                                           final_losses.first, final_losses.second));
+    csv->sync();
+    write_file_atomic(out_dir + "/done.yaml", [&](std::ostream& out) {
+      out << fmt::format("steps: {}\ntokens: {}\ntrain_loss: {:.9g}\nval_loss: {:.9g}\n", steps, state.tokens,
+                         final_losses.first, final_losses.second);
+    });
   }
   spdlog::info("done: {} steps, {} tokens", state.step, state.tokens);
   return 0;

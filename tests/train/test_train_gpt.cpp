@@ -7,10 +7,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <functional>
 #include <sstream>
 #include <thread>
 
 #include "core/rng.h"
+#include "core/safetensors.h"
 #include "data/shard.h"
 #include "test_util.h"
 #include "core/device.h"
@@ -87,6 +90,96 @@ TEST_F(TrainGpt, interrupted_by_sigterm_and_resumed_equals_an_uninterrupted_run)
   EXPECT_EQ(deterministic_rows(resumed + "/loss.csv"), deterministic_rows(dir_ / "whole/loss.csv"));
 }
 
+// A damaged checkpoint is never loaded: a flipped bit in either safetensors
+// file fails its checksum, a cut state.yaml is unreadable, NaN in the weights
+// is refused; each named with its file (and tensor), set aside as
+// step_<n>.damaged, and the run resumes from the newest intact one, ending
+// where an uninterrupted run does. With none intact, one error with the folder.
+TEST_F(TrainGpt, a_damaged_checkpoint_is_named_and_the_run_resumes_from_the_newest_intact_one) {
+  namespace fs = std::filesystem;
+  std::string out;
+  const std::string config = tiny_config(dir_, "whole");
+  const std::string options = " --set train.steps=15 --set train.ckpt_every=5 --set train.ckpt_keep=0";
+  ASSERT_EQ(train(config, options, &out), 0) << out;
+  const std::vector<std::string> whole = deterministic_rows(dir_ / "whole/loss.csv");
+  ASSERT_EQ(whole.size(), 16u);
+
+  const auto flip_last_byte = [](const std::string& path) {
+    std::string bytes = test::read_text(path);
+    bytes.back() = char(bytes.back() ^ 0x10);
+    test::write_text(path, bytes);
+  };
+  const auto nan_in_weights = [](const std::string& path) {
+    TensorFile file = read_safetensors(path);
+    std::vector<TensorView> views;
+    file.tensors.at("wpe").values[3] = NAN;
+    for (const auto& [name, t] : file.tensors) views.push_back({name, t.shape, t.values});
+    write_safetensors(path, views, file.metadata);  // valid checksums of a NaN
+  };
+  struct Damage {
+    std::string name, file, expected;
+    std::function<void(const std::string&)> apply;
+  };
+  const std::vector<Damage> damages = {
+      {"weights_bit", "model.safetensors", "model.safetensors' is damaged: tensor '", flip_last_byte},
+      {"optimizer_bit", "optimizer.safetensors", "optimizer.safetensors' is damaged: tensor '", flip_last_byte},
+      {"state_cut", "state.yaml", "state.yaml is unreadable: it does not match its checksum",
+       [](const std::string& path) {
+         const std::string text = test::read_text(path);
+         test::write_text(path, text.substr(0, text.size() / 2));
+       }},
+      {"weights_nan", "model.safetensors", "model.safetensors tensor 'wpe' holds nan at index 3", nan_in_weights},
+  };
+  for (const Damage& d : damages) {
+    const std::string run = dir_ / d.name;
+    fs::copy(dir_ / "whole", run, fs::copy_options::recursive);
+    fs::remove_all(run + "/checkpoints/step_00000015");
+    fs::remove(run + "/done.yaml");
+    d.apply(run + "/checkpoints/step_00000010/" + d.file);
+    ASSERT_EQ(train(config, options + " --set run.out_dir=" + run + " --resume", &out), 0) << d.name << "\n" << out;
+    EXPECT_NE(out.find("step_00000010': "), std::string::npos) << d.name << "\n" << out;
+    EXPECT_NE(out.find(d.expected), std::string::npos) << d.name << "\n" << out;
+    EXPECT_NE(out.find("resumed from " + run + "/checkpoints/step_00000005"), std::string::npos) << out;
+    EXPECT_TRUE(fs::exists(run + "/checkpoints/step_00000010.damaged/" + d.file)) << d.name;
+    EXPECT_EQ(deterministic_rows(run + "/loss.csv"), whole) << d.name;
+    EXPECT_TRUE(fs::exists(run + "/done.yaml")) << d.name;
+  }
+
+  // Every checkpoint damaged: one error naming the folder to clear; nothing trained.
+  const std::string run = dir_ / "all_damaged";
+  fs::copy(dir_ / "whole", run, fs::copy_options::recursive);
+  for (const char* step : {"step_00000005", "step_00000010", "step_00000015"})
+    flip_last_byte(run + "/checkpoints/" + step + "/model.safetensors");
+  EXPECT_NE(train(config, options + " --set run.out_dir=" + run + " --resume", &out), 0);
+  EXPECT_NE(out.find("no intact checkpoint in '" + run + "/checkpoints' (3 damaged, named above): remove that "
+                     "folder to start the run over"), std::string::npos) << out;
+  EXPECT_EQ(deterministic_rows(run + "/loss.csv"), whole) << "a refused resume touched loss.csv";
+
+  // --resume where there is no checkpoint says so, and starts from step 0.
+  ASSERT_EQ(train(config, options + " --set run.out_dir=" + (dir_ / "fresh") + " --resume", &out), 0) << out;
+  EXPECT_NE(out.find("no checkpoint in " + (dir_ / "fresh") + ": starting from step 0"), std::string::npos) << out;
+  EXPECT_EQ(deterministic_rows(dir_ / "fresh/loss.csv"), whole);
+}
+
+// On resume loss.csv is cut back to the checkpoint's steps; a row that is not
+// one stops the run naming the file and line, and leaves the file as it was.
+TEST_F(TrainGpt, a_malformed_loss_csv_row_stops_a_resume_naming_file_and_line) {
+  std::string out;
+  const std::string config = tiny_config(dir_, "a");
+  const std::string options = " --set train.steps=10 --set train.ckpt_every=5 --set train.ckpt_keep=0";
+  ASSERT_EQ(train(config, options, &out), 0) << out;
+  std::filesystem::remove_all(dir_ / "a/checkpoints/step_00000010");
+  std::string csv = test::read_text(dir_ / "a/loss.csv");
+  const size_t third = csv.find('\n', csv.find('\n', csv.find('\n') + 1) + 1) + 1;  // line 4
+  csv.replace(third, csv.find('\n', third) - third, "2;512;0.001");
+  test::write_text(dir_ / "a/loss.csv", csv);
+  EXPECT_NE(train(config, options + " --resume", &out), 0);
+  EXPECT_NE(out.find("a/loss.csv' line 4 is not a row of step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,"
+                     "opt_ms,tokens_per_s,comm_bytes (it starts '2;512;0.001'): repair or remove the file to resume"),
+            std::string::npos) << out;
+  EXPECT_EQ(test::read_text(dir_ / "a/loss.csv"), csv);
+}
+
 TEST_F(TrainGpt, every_matrix_optimizer_trains_and_resumes_exactly_from_its_checkpointed_state) {
   // Muon (Nesterov, NorMuon) on a LLaMA block with grouped-query attention,
   // Dion2 (random selection) on the paper's GPT, Dion on GPT-2: the loss falls,
@@ -130,6 +223,8 @@ TEST_F(TrainGpt, resume_refuses_another_model_shape_seed_optimizer_or_training_s
   std::string out;
   const std::string config = tiny_config(dir_, "a");
   ASSERT_EQ(train(config, "--set train.steps=10", &out), 0) << out;
+  const std::string accepted_config = test::read_text(dir_ / "a/config.yaml");
+  EXPECT_NE(accepted_config.find("steps: 10"), std::string::npos) << accepted_config;
   EXPECT_NE(train(config, "--resume --set model.n_layer=3", &out), 0);
   EXPECT_NE(out.find("n_layer 2 (config: 3)"), std::string::npos) << out;
   EXPECT_NE(train(config, "--resume --set run.seed=5", &out), 0);
@@ -138,9 +233,13 @@ TEST_F(TrainGpt, resume_refuses_another_model_shape_seed_optimizer_or_training_s
   EXPECT_NE(out.find("train.batch_tokens 256 -> 512"), std::string::npos) << out;
   EXPECT_NE(train(config, "--resume --set optim.matrix=dion2", &out), 0);
   EXPECT_NE(out.find("optim.matrix adamw -> dion2"), std::string::npos) << out;
+  EXPECT_EQ(test::read_text(dir_ / "a/config.yaml"), accepted_config) << "a refused resume rewrote config.yaml";
   EXPECT_EQ(train(config, "--resume --set train.eval_every=3 --set train.steps=10", &out), 0) << out;
-  EXPECT_NE(train(config, "", &out), 0) << "a fresh run over an earlier run's checkpoints";
+  const std::string resumed_config = test::read_text(dir_ / "a/config.yaml");
+  EXPECT_NE(resumed_config.find("eval_every: 3"), std::string::npos) << "an accepted resume writes its config";
+  EXPECT_NE(train(config, "--set train.steps=3", &out), 0) << "a fresh run over an earlier run's checkpoints";
   EXPECT_NE(out.find("already holds checkpoints"), std::string::npos) << out;
+  EXPECT_EQ(test::read_text(dir_ / "a/config.yaml"), resumed_config) << "a refused run rewrote config.yaml";
 }
 
 TEST_F(TrainGpt, nonfinite_loss_stops_naming_step_and_tensor_and_never_checkpoints_it) {
@@ -151,13 +250,18 @@ TEST_F(TrainGpt, nonfinite_loss_stops_naming_step_and_tensor_and_never_checkpoin
   EXPECT_NE(train(config, blowup, &out), 0);
   EXPECT_NE(out.find("non-finite gradient first in"), std::string::npos) << out;
   EXPECT_NE(out.find("step "), std::string::npos) << out;
-  // Every checkpoint written holds finite weights only (the save refuses others).
-  ASSERT_EQ(train(config, blowup + " --set train.skip_nonfinite=true --set train.steps=12 --set run.out_dir=" +
-                              (dir_ / "skip"),
-                  &out),
-            0)
-      << out;
-  EXPECT_NE(out.find("step skipped"), std::string::npos) << out;
+  // Skipping is bounded: past train.max_skipped_steps the diverged run stops,
+  // and it is never marked done with a NaN loss; every checkpoint written holds
+  // finite weights only (the save refuses others).
+  const std::string skip = blowup + " --set train.skip_nonfinite=true --set train.steps=12 --set run.out_dir=";
+  EXPECT_NE(train(config, skip + (dir_ / "skip") + " --set train.max_skipped_steps=2", &out), 0);
+  EXPECT_NE(out.find("step skipped (2 of at most 2)"), std::string::npos) << out;
+  EXPECT_NE(out.find("3 steps skipped, over train.max_skipped_steps (2): the run diverged"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "skip/done.yaml"));
+  EXPECT_NE(train(config, skip + (dir_ / "skip_all") + " --set train.max_skipped_steps=100", &out), 0);
+  EXPECT_NE(out.find("the run diverged and is not marked done"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "skip_all/done.yaml"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "skip_all/checkpoints/step_00000012/COMPLETE"));
 }
 
 TEST_F(TrainGpt, llmc_export_matches_llmc_layout_read_independently_and_loads_back) {
