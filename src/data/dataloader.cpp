@@ -9,14 +9,15 @@
 namespace llmdion {
 namespace {
 
-std::vector<std::string> glob_paths(const std::string& pattern) {
+std::vector<std::string> glob_paths(const std::string& pattern, const std::string& source) {
   glob_t result{};
   int rc = glob(pattern.c_str(), 0, nullptr, &result);
   std::vector<std::string> paths;
   if (rc == 0)
     for (size_t i = 0; i < result.gl_pathc; i++) paths.emplace_back(result.gl_pathv[i]);
   globfree(&result);
-  if (paths.empty()) throw DataError("no shard file matches '" + pattern + "'");
+  if (paths.empty())
+    throw DataError((source.empty() ? "" : source + ": ") + "no shard file matches '" + pattern + "'");
   return paths;  // glob sorts
 }
 
@@ -30,10 +31,11 @@ DataLoader::DataLoader(const DataLoaderOptions& options) : options_(options) {
     throw DataError("data loader: invalid batch geometry (B " + std::to_string(options.batch_size) + ", T " +
                     std::to_string(options.seq_len) + ", grad_accum " + std::to_string(options.grad_accum) +
                     ", rank " + std::to_string(options.rank) + " of " + std::to_string(options.world_size) + ")");
-  for (const std::string& path : glob_paths(options.pattern)) shards_.push_back(read_shard_info(path));
+  for (const std::string& path : glob_paths(options.pattern, options.source)) shards_.push_back(read_shard_info(path));
   window_tokens_ = options.grad_accum * options.world_size * options.batch_size * options.seq_len;
   if (windows_per_epoch() == 0)
-    throw DataError("the shards matching '" + options.pattern + "' hold " + std::to_string(total_tokens()) +
+    throw DataError((options.source.empty() ? "" : options.source + ": ") + "the shards matching '" +
+                    options.pattern + "' hold " + std::to_string(total_tokens()) +
                     " tokens, too few for one step of " + std::to_string(window_tokens_) +
                     " tokens (+1): use more data or a smaller batch");
   ids_checked_.assign(shards_.size(), false);

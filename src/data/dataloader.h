@@ -27,6 +27,7 @@ enum class DataOrder { kSequential, kShuffled };
 
 struct DataLoaderOptions {
   std::string pattern;        // glob of shard files
+  std::string source;         // where the pattern comes from, for messages (e.g. "data.train")
   int64_t batch_size = 1;     // B: sequences per micro-batch per rank
   int64_t seq_len = 1;        // T
   int rank = 0;

@@ -39,10 +39,11 @@ void on_stop_signal(int) { stop_requested = true; }
 
 constexpr const char* kCsvHeader = "step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s,comm_bytes";
 
-DataLoaderOptions loader_options(const Config& c, const std::string& pattern, int64_t grad_accum, DataOrder order,
-                                 const Comm& comm) {
+DataLoaderOptions loader_options(const Config& c, const std::string& key, const std::string& pattern,
+                                 int64_t grad_accum, DataOrder order, const Comm& comm) {
   DataLoaderOptions o;
   o.pattern = pattern;
+  o.source = key;
   o.rank = comm.rank();
   o.world_size = comm.world_size();
   o.batch_size = c.train.micro_batch;
@@ -240,12 +241,18 @@ int run_training(const Config& given, Comm& host_comm) {
   spdlog::info("optimizer: {}", optimizer->describe());
 
   const DataOrder order = config.data.order == "shuffled" ? DataOrder::kShuffled : DataOrder::kSequential;
-  DataLoader train_data(loader_options(config, config.data.train, grad_accum, order, comm));
-  DataLoader val_data(loader_options(config, config.data.val, 1, DataOrder::kSequential, comm));
+  DataLoader train_data(loader_options(config, "data.train", config.data.train, grad_accum, order, comm));
+  DataLoader val_data(loader_options(config, "data.val", config.data.val, 1, DataOrder::kSequential, comm));
   spdlog::info("train data: {} shards, {} tokens, {} steps of {} tokens per epoch ({} x {} x {} micro-steps)",
                train_data.shards().size(), train_data.total_tokens(), train_data.windows_per_epoch(),
                tokens_per_step, B, T, grad_accum);
   spdlog::info("val data: {} shards, {} tokens", val_data.shards().size(), val_data.total_tokens());
+  // evaluate() reads at most one pass over the val data.
+  const int64_t val_window = B * T * comm.world_size();
+  if (val_data.windows_per_epoch() * val_window < config.train.eval_tokens)
+    spdlog::warn("data.val holds {} tokens in whole windows of {}: each evaluation reads those, not "
+                 "train.eval_tokens {}", val_data.windows_per_epoch() * val_window, val_window,
+                 config.train.eval_tokens);
 
   TrainState state;
   state.seed = uint64_t(config.run.seed);

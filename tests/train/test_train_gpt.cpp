@@ -180,6 +180,25 @@ TEST_F(TrainGpt, a_malformed_loss_csv_row_stops_a_resume_naming_file_and_line) {
   EXPECT_EQ(test::read_text(dir_ / "a/loss.csv"), csv);
 }
 
+// A glob that matches nothing is named by its config key; a val set shorter than
+// train.eval_tokens is said once, with the tokens an evaluation reads instead.
+TEST_F(TrainGpt, data_errors_name_their_key_and_a_short_val_set_is_said_once) {
+  std::string out;
+  const std::string config = tiny_config(dir_, "a");
+  const std::string nothing = dir_ / "nothing_*.bin";
+  EXPECT_NE(train(config, "--set data.val=" + nothing, &out), 0);
+  EXPECT_NE(out.find("data.val: no shard file matches '" + nothing + "'"), std::string::npos) << out;
+  EXPECT_NE(train(config, "--set data.train=" + nothing, &out), 0);
+  EXPECT_NE(out.find("data.train: no shard file matches '" + nothing + "'"), std::string::npos) << out;
+  ASSERT_EQ(train(config, "--set train.steps=2 --set train.eval_every=0 --set train.eval_tokens=100000000", &out), 0)
+      << out;
+  const size_t warning = out.find("data.val holds ");
+  ASSERT_NE(warning, std::string::npos) << out;
+  EXPECT_NE(out.find("in whole windows of 128: each evaluation reads those, not train.eval_tokens 100000000"),
+            std::string::npos) << out;
+  EXPECT_EQ(out.find("data.val holds ", warning + 1), std::string::npos) << "said more than once: " << out;
+}
+
 TEST_F(TrainGpt, every_matrix_optimizer_trains_and_resumes_exactly_from_its_checkpointed_state) {
   // Muon (Nesterov, NorMuon) on a LLaMA block with grouped-query attention,
   // Dion2 (random selection) on the paper's GPT, Dion on GPT-2: the loss falls,
