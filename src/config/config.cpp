@@ -111,7 +111,7 @@ std::string format_number(double v) {
 
 // Sets one key from its text form; `source` names where the text came from.
 void assign(std::vector<ConfigField>& fields, const std::string& key, const std::string& text,
-            const std::string& source, std::set<std::string>& given) {
+            const std::string& source, std::map<std::string, std::string>& given) {
   auto field = std::find_if(fields.begin(), fields.end(), [&](const ConfigField& f) { return f.key == key; });
   if (field == fields.end()) {
     std::string message = "unknown config key '" + key + "' in " + source;
@@ -124,7 +124,7 @@ void assign(std::vector<ConfigField>& fields, const std::string& key, const std:
     if (closest) message += " (did you mean '" + closest->key + "'?)";
     throw ConfigError(message);
   }
-  given.insert(key);
+  given[key] = source;
   auto bad = [&](const std::string& expected) {
     return ConfigError("config key '" + key + "' in " + source + ": expected " + expected + ", got '" + text + "'");
   };
@@ -170,7 +170,7 @@ void assign(std::vector<ConfigField>& fields, const std::string& key, const std:
 }
 
 void assign_tree(std::vector<ConfigField>& fields, const YAML::Node& node, const std::string& key,
-                 const std::string& source, std::set<std::string>& given) {
+                 const std::string& source, std::map<std::string, std::string>& given) {
   if (node.IsMap()) {
     if (!key.empty()) {
       // A section must be one, not a leaf written as a map.
@@ -178,8 +178,11 @@ void assign_tree(std::vector<ConfigField>& fields, const YAML::Node& node, const
                                     [&](const ConfigField& f) { return f.key.rfind(key + ".", 0) == 0; });
       if (!is_section) throw ConfigError("config key '" + key + "' in " + source + ": expected a single value, got a map");
     }
+    std::set<std::string> names;
     for (const auto& entry : node) {
       const std::string name = entry.first.as<std::string>();
+      if (!names.insert(name).second)
+        throw ConfigError("config key '" + (key.empty() ? name : key + "." + name) + "' appears twice in " + source);
       assign_tree(fields, entry.second, key.empty() ? name : key + "." + name, source, given);
     }
   } else if (node.IsScalar()) {
@@ -222,7 +225,7 @@ Config parse_config(const std::string& yaml, const std::string& source, const st
     throw ConfigError(source + " is not valid YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
   if (!root.IsNull() && !root.IsMap()) throw ConfigError(source + " must be a map of sections");
-  std::set<std::string> given;  // keys the file or an override set
+  std::map<std::string, std::string> given;  // the keys the file or an override set, with where
   assign_tree(fields, root, "", source, given);
   for (const std::string& o : overrides) {
     const size_t eq = o.find('=');
@@ -237,6 +240,14 @@ Config parse_config(const std::string& yaml, const std::string& source, const st
     }
     assign_tree(fields, value, key, "--set " + o, given);
   }
+  // Where keys were set, for the checks between keys: the --set that set one, else the file.
+  const auto where = [&](std::initializer_list<const char*> keys) {
+    std::string out;
+    for (const char* key : keys)
+      if (auto it = given.find(key); it != given.end() && it->second != source && out.find(it->second) == std::string::npos)
+        out += (out.empty() ? "" : ", ") + it->second;
+    return out.empty() ? source : out;
+  };
   // model.arch's preset fills the block options nobody gave.
   const std::map<std::string, std::vector<std::pair<std::string, std::string>>> presets = {
       {"gpt2", {{"norm", "layernorm"}, {"norm_affine", "true"}, {"pos", "learned"}, {"mlp", "gelu"},
@@ -250,23 +261,26 @@ Config parse_config(const std::string& yaml, const std::string& source, const st
   const int64_t kv_heads = config.model.n_kv_head == 0 ? config.model.n_head : config.model.n_kv_head;
   if (config.model.n_head % kv_heads != 0)
     throw ConfigError("model.n_head (" + std::to_string(config.model.n_head) + ") must be a multiple of model.n_kv_head (" +
-                      std::to_string(kv_heads) + ") in " + source);
+                      std::to_string(kv_heads) + ") in " + where({"model.n_head", "model.n_kv_head"}));
   if (config.model.pos == "rope" && (config.model.d_model / config.model.n_head) % 2 != 0)
     throw ConfigError("model.pos: rope needs an even head size (d_model / n_head = " +
-                      std::to_string(config.model.d_model / config.model.n_head) + ") in " + source);
+                      std::to_string(config.model.d_model / config.model.n_head) + ") in " +
+                      where({"model.pos", "model.arch", "model.d_model", "model.n_head"}));
   if (config.model.d_model % config.model.n_head != 0)
     throw ConfigError("model.d_model (" + std::to_string(config.model.d_model) + ") must be a multiple of model.n_head (" +
-                      std::to_string(config.model.n_head) + ") in " + source);
+                      std::to_string(config.model.n_head) + ") in " + where({"model.d_model", "model.n_head"}));
   if (config.optim.beta1 >= 1 || config.optim.beta2 >= 1 || config.scalar_opt.beta1 >= 1 || config.scalar_opt.beta2 >= 1)
-    throw ConfigError("AdamW betas must be below 1 (optim.beta1/beta2, scalar_opt.beta1/beta2) in " + source);
+    throw ConfigError("AdamW betas must be below 1 (optim.beta1/beta2, scalar_opt.beta1/beta2) in " +
+                      where({"optim.beta1", "optim.beta2", "scalar_opt.beta1", "scalar_opt.beta2"}));
   if (config.optim.sync == "selected" &&
       (config.optim.matrix != "dion2" || config.optim.select != "random" || config.train.grad_clip != 0))
     throw ConfigError("optim.sync: selected needs optim.matrix dion2 with optim.select random (the same slices on every "
                       "rank without seeing the whole momentum) and train.grad_clip 0 (clipping needs the averaged "
-                      "gradient, which is never formed), in " + source);
+                      "gradient, which is never formed), in " +
+                      where({"optim.sync", "optim.matrix", "optim.select", "train.grad_clip"}));
   if (config.optim.normalize == "neuron" && config.optim.matrix != "muon" && config.optim.matrix != "dion2")
     throw ConfigError("optim.normalize: neuron (NorMuon) applies to optim.matrix muon or dion2, not " +
-                      config.optim.matrix + ", in " + source);
+                      config.optim.matrix + ", in " + where({"optim.normalize", "optim.matrix"}));
   return config;
 }
 

@@ -69,6 +69,26 @@ TEST(Config, wrong_types_and_ranges_name_the_key) {
   expect_config_error("", {"train.micro_batch=-1"}, {"'train.micro_batch'", "out of range"});
 }
 
+TEST(Config, a_key_given_twice_is_an_error) {
+  expect_config_error("model:\n  seq_len: 64\n  seq_len: 128\n", {}, {"config key 'model.seq_len' appears twice", "run.yaml"});
+  expect_config_error("model:\n  n_layer: 2\nmodel:\n  n_head: 2\n", {}, {"config key 'model' appears twice"});
+}
+
+// A check between keys names the --set that broke it, not the file that did not.
+TEST(Config, a_check_between_keys_names_the_override_that_broke_it) {
+  test::ScratchDir dir;
+  test::write_text(dir / "run.yaml", "model:\n  n_head: 4\n  d_model: 64\n");
+  try {
+    load_config(dir / "run.yaml", {"model.d_model=30"});
+    ADD_FAILURE() << "d_model 30 over 4 heads was accepted";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("must be a multiple of model.n_head (4) in --set model.d_model=30"), std::string::npos) << what;
+    EXPECT_EQ(what.find("run.yaml"), std::string::npos) << what;
+  }
+  expect_config_error("model:\n  n_head: 4\n  d_model: 30\n", {}, {"must be a multiple of model.n_head", "run.yaml"});
+}
+
 TEST(Config, bad_yaml_and_missing_file_are_clear) {
   expect_config_error("model:\n  seq_len: [1, 2\n", {}, {"not valid YAML", "line"});
   EXPECT_THROW(load_config("/nonexistent/run.yaml"), ConfigError);
