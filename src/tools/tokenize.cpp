@@ -15,6 +15,7 @@
 #include <glob.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -67,6 +68,11 @@ class DocumentReader {
         std::ostringstream text;
         text << stream_->rdbuf();
         docs.push_back(text.str());
+        // Tokenized all the same (a document is what the user gave), but said.
+        if (docs.back().empty())
+          spdlog::warn("'{}' is empty: a document of no text", name_);
+        else if (const size_t nul = docs.back().find('\0'); nul != std::string::npos)
+          spdlog::warn("'{}' looks binary (a NUL byte at offset {}): tokenized as text all the same", name_, nul);
         bytes += docs.back().size();
         close();
         continue;
@@ -176,6 +182,18 @@ class ShardWriter {
   int64_t docs_ = 0, tokens_ = 0;
 };
 
+// The .partial shards an interrupted run left under the prefix: never data, removed.
+void remove_partial_shards(const std::string& prefix) {
+  glob_t found{};
+  const std::string pattern = prefix + "_{val,train}_[0-9][0-9][0-9][0-9][0-9][0-9].bin.partial";
+  if (glob(pattern.c_str(), GLOB_BRACE, nullptr, &found) == 0)
+    for (size_t i = 0; i < found.gl_pathc; i++) {
+      std::filesystem::remove(found.gl_pathv[i]);
+      spdlog::info("removed '{}', left by an interrupted run", found.gl_pathv[i]);
+    }
+  globfree(&found);
+}
+
 // Shards already under the prefix would mix with this run's in a loader's glob.
 void refuse_existing_shards(const std::string& prefix) {
   glob_t found{};
@@ -193,6 +211,7 @@ int run_encode(const Options& o, const Gpt2Tokenizer& tokenizer) {
   const std::filesystem::path parent = std::filesystem::path(o.out_prefix).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   refuse_existing_shards(o.out_prefix);
+  remove_partial_shards(o.out_prefix);
 
   const auto start = std::chrono::steady_clock::now();
   DocumentReader reader(o.inputs, o.format);
@@ -211,6 +230,10 @@ int run_encode(const Options& o, const Gpt2Tokenizer& tokenizer) {
   writer.commit();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (const std::string& p : writer.paths()) spdlog::info("wrote {}", p);
+  if (std::none_of(writer.paths().begin(), writer.paths().end(),
+                   [](const std::string& p) { return p.find("_train_") != std::string::npos; }))
+    spdlog::warn("no train shard written: all {} tokens are in the val shard (lower --val-docs or --shard-tokens, "
+                 "or give more input)", writer.tokens());
   spdlog::info("{} documents, {:.1f} MB, {} tokens in {} shards, {:.1f} s ({:.1f} MB/s, {} threads)", num_docs,
                bytes / 1e6, writer.tokens(), writer.shards_written(), seconds, bytes / 1e6 / seconds, o.threads);
   return 0;

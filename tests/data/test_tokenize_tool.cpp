@@ -182,5 +182,22 @@ TEST_F(TokenizeTool, bad_input_fails_clearly_and_leaves_no_shard) {
   }
 }
 
+// Inputs that are probably mistakes are said (and still tokenized); a run that
+// writes no train shard says so; .partial shards a killed run left are removed.
+TEST_F(TokenizeTool, warns_on_empty_or_binary_input_and_no_train_shard_and_clears_partial_shards) {
+  test::ScratchDir dir;
+  test::write_text(dir / "empty.txt", "");
+  test::write_text(dir / "binary.txt", std::string("ab\0cd", 5));
+  test::write_text(dir / "x_train_000001.bin.partial", "left by a killed run");
+  std::string out;
+  ASSERT_EQ(tokenize("--out " + (dir / "x") + " " + (dir / "empty.txt") + " " + (dir / "binary.txt"), &out), 0) << out;
+  EXPECT_NE(out.find("empty.txt' is empty: a document of no text"), std::string::npos) << out;
+  EXPECT_NE(out.find("binary.txt' looks binary (a NUL byte at offset 2)"), std::string::npos) << out;
+  EXPECT_NE(out.find("no train shard written: all "), std::string::npos) << out;
+  EXPECT_NE(out.find("x_train_000001.bin.partial', left by an interrupted run"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "x_train_000001.bin.partial"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "x_val_000000.bin"));
+}
+
 }  // namespace
 }  // namespace llmdion
