@@ -4,7 +4,16 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <mutex>
+
 namespace llmdion {
+namespace {
+
+std::mutex write_error_mutex;
+std::string write_error;  // the first failure of a log sink
+
+}  // namespace
 
 void setup_logging(int rank, const std::string& out_dir) {
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
@@ -17,7 +26,17 @@ void setup_logging(int rank, const std::string& out_dir) {
   auto logger = std::make_shared<spdlog::logger>("llm.dion", sinks.begin(), sinks.end());
   logger->set_pattern(rank == 0 ? "[%H:%M:%S] %^%l%$ %v" : "[%H:%M:%S] %^%l%$ rank " + std::to_string(rank) + ": %v");
   logger->flush_on(spdlog::level::info);
+  logger->set_error_handler([](const std::string& message) {
+    std::lock_guard<std::mutex> lock(write_error_mutex);
+    if (write_error.empty()) write_error = message;
+    std::fprintf(stderr, "llm.dion: logging failed: %s\n", message.c_str());
+  });
   spdlog::set_default_logger(logger);
+}
+
+std::string log_write_error() {
+  std::lock_guard<std::mutex> lock(write_error_mutex);
+  return write_error;
 }
 
 void log_fatal_error(int rank, const std::string& out_dir, const std::string& message) {

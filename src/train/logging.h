@@ -10,4 +10,8 @@ namespace llmdion {
 void setup_logging(int rank, const std::string& out_dir);
 void log_fatal_error(int rank, const std::string& out_dir, const std::string& message);
 
+// The first failed write or flush of train.log (a full disk), empty while there
+// is none: the training loop stops on it.
+std::string log_write_error();
+
 }  // namespace llmdion

@@ -28,6 +28,7 @@
 #include "model/model.h"
 #include "optim/optimizer.h"
 #include "train/checkpoint.h"
+#include "train/logging.h"
 #include "train/sampler.h"
 #include "train/schedule.h"
 
@@ -398,6 +399,10 @@ int run_training(const Config& given, Comm& host_comm) {
                    step, steps, train_loss, val_loss ? fmt::format(" | val {:.4f}", *val_loss) : "",
                    config.optim.lr * lr_scale, grad_norm, step_ms, opt_ms, double(tokens_per_step) * 1000.0 / step_ms,
                    comm.world_size() > 1 ? " | sent " + sent.describe() : "", format_duration(eta));
+
+    if (const std::string failed = log_write_error(); !failed.empty())
+      throw std::runtime_error("cannot write " + out_dir + "/train.log: " + failed +
+                               "; the run stops (its last checkpoint is intact)");
 
     if (sampler && due(config.train.sample_every, step)) {
       model->copy_params_to_host(host_params);

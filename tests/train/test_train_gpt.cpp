@@ -199,6 +199,17 @@ TEST_F(TrainGpt, data_errors_name_their_key_and_a_short_val_set_is_said_once) {
   EXPECT_EQ(out.find("data.val holds ", warning + 1), std::string::npos) << "said more than once: " << out;
 }
 
+// A train.log that cannot be written (a full disk, here /dev/full) stops the run with the reason.
+TEST_F(TrainGpt, a_train_log_that_cannot_be_written_stops_the_run) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full on this machine";
+  std::filesystem::create_directories(dir_ / "a");
+  std::filesystem::create_symlink("/dev/full", dir_ / "a/train.log");
+  std::string out;
+  EXPECT_NE(train(tiny_config(dir_, "a"), "--set train.steps=3", &out), 0);
+  EXPECT_NE(out.find("cannot write " + (dir_ / "a") + "/train.log: "), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "a/done.yaml"));
+}
+
 TEST_F(TrainGpt, every_matrix_optimizer_trains_and_resumes_exactly_from_its_checkpointed_state) {
   // Muon (Nesterov, NorMuon) on a LLaMA block with grouped-query attention,
   // Dion2 (random selection) on the paper's GPT, Dion on GPT-2: the loss falls,
