@@ -31,15 +31,6 @@ std::vector<std::pair<std::string, int64_t>> shape_fields(const GptShape& s) {
           {"rope", s.rope},             {"qk_norm", s.qk_norm},       {"mlp", int64_t(s.mlp)}};
 }
 
-// FNV-1a of the weights' bytes, in hex: equal weights, equal fingerprints.
-std::string fingerprint(std::span<const float> params) {
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (std::byte b : std::as_bytes(params)) hash = (hash ^ std::to_integer<uint64_t>(b)) * 0x100000001b3ull;
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(hash));
-  return hex;
-}
-
 std::string optimizer_file(const Comm& comm) {
   return comm.world_size() == 1 ? "optimizer.safetensors"
                                 : "optimizer.rank" + std::to_string(comm.rank()) + ".safetensors";
@@ -71,7 +62,8 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
   model.copy_params_to_host(params);
   // Every rank holds the whole weights, and they must be the same bits
   // everywhere: each rank applies the same updates (sharded_optimizer.h).
-  check_same_on_all_ranks(comm, fingerprint(params), "weights at step " + std::to_string(state.step),
+  check_same_on_all_ranks(comm, xxh64_hex(params.data(), params.size() * sizeof(float)),
+                          "weights at step " + std::to_string(state.step),
                           "the ranks' copies of the weights diverged, so no checkpoint is written");
   for (float p : params)
     if (!std::isfinite(p)) throw std::runtime_error("refusing to checkpoint step " + std::to_string(state.step) +
