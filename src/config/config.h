@@ -138,9 +138,11 @@ struct Config {
   DistConfig dist;
 };
 
-// A config key: its dotted name, where its value lives, and what it may hold.
+// A config key: its dotted name, what it means (one line: --print-config's
+// comment and the README's table), where its value lives, and what it may hold.
 struct ConfigField {
   std::string key;
+  std::string doc;
   std::variant<int64_t*, double*, bool*, std::string*> value;
   double min = -1e300, max = 1e300;   // numbers
   std::vector<std::string> choices;   // strings; empty = any
@@ -158,10 +160,17 @@ Config parse_config(const std::string& yaml, const std::string& source,
 // The keys whose values differ, as "key old -> new".
 std::vector<std::string> differing_keys(const Config& a, const Config& b);
 
-// The fully resolved config as YAML: every key, defaults included.
-std::string config_to_yaml(const Config& config);
+// The fully resolved config as YAML: every key, defaults included; with
+// `with_docs`, each key followed by its meaning as a comment (--print-config).
+std::string config_to_yaml(const Config& config, bool with_docs = false);
 
-// FNV-1a of the resolved YAML: equal configs, equal hashes (checkpoints record it).
+// The keys that change neither the weights a run trains nor its losses: where
+// it writes, whether it resumes, exports, checkpoint cadence and samples.
+bool output_only_key(const std::string& key);
+
+// XXH64 of the resolved YAML without the output-only keys: two configs that
+// train the same run have the same hash (checkpoints and done.yaml record it,
+// the sweep scripts compare it).
 std::string config_hash(const Config& config);
 
 // Micro-steps per optimizer step for a world of `world_size` ranks; throws

@@ -23,14 +23,34 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   CLI::App app{"llm.dion: GPT pretraining with AdamW, Muon, Dion and Dion2"};
-  app.add_option("--config", config_path, "the run's YAML config")->required();
+  app.add_option("--config", config_path, "the run's YAML config (without it, --print-config shows the defaults)");
   app.add_option("--set", overrides, "override a config key: --set train.micro_batch=4 (repeatable)");
   bool resume = false;
   app.add_flag("--resume", resume, "continue from out_dir's last complete checkpoint (run.resume: auto)");
   bool describe = false;
   app.add_flag("--describe", describe, "print the model, its parameter count and optimizer groups, then exit");
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "print the resolved config: every key with its value and meaning, then exit");
   CLI11_PARSE(app, argc, argv);
   if (resume) overrides.push_back("run.resume=auto");
+  if (print_config) {
+    try {
+      const Config config = config_path.empty() ? parse_config("", "the defaults", overrides)
+                                                : load_config(config_path, overrides);
+      std::printf("# llm.dion config, resolved from %s%s: every key, its value and what it means\n%s",
+                  config_path.empty() ? "the defaults" : config_path.c_str(),
+                  overrides.empty() ? "" : " and --set", config_to_yaml(config, true).c_str());
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "error: --config is required (train_gpt --print-config lists every key)\n");
+    return 2;
+  }
   if (describe) {
     try {
       describe_run(load_config(config_path, overrides));

@@ -168,14 +168,12 @@ namespace {
 // `saved` exactly: only settings off the training path may change, and the
 // optimizer state must be sharded over as many ranks.
 void check_resumable(const TrainState& saved, const std::string& folder, const Config& config, const Comm& comm) {
-  const std::vector<std::string> free_to_change = {
-      "run.out_dir",        "run.resume",       "run.export_llmc",    "data.vocab_dir",      "train.eval_every",
-      "train.eval_tokens",  "train.ckpt_every", "train.ckpt_keep",    "train.sample_every",  "train.sample_tokens",
-      "train.sample_top_k"};
   std::string changed;
-  for (const std::string& d : differing_keys(parse_config(saved.config_yaml, "checkpoint '" + folder + "'"), config))
-    if (std::find(free_to_change.begin(), free_to_change.end(), d.substr(0, d.find(' '))) == free_to_change.end())
+  for (const std::string& d : differing_keys(parse_config(saved.config_yaml, "checkpoint '" + folder + "'"), config)) {
+    const std::string key = d.substr(0, d.find(' '));
+    if (!output_only_key(key) && key != "train.eval_every" && key != "train.eval_tokens")
       changed += (changed.empty() ? "" : ", ") + d;
+  }
   if (!changed.empty())
     throw std::runtime_error("cannot resume from '" + folder + "' exactly: the config changed " + changed +
                              "; restore those settings or start a new run.out_dir");

@@ -46,6 +46,57 @@ TEST(Config, resolved_yaml_reloads_to_the_same_config) {
   EXPECT_EQ(again.model.seq_len, 64);
 }
 
+// --print-config's text: every key with its meaning as a comment, and still a
+// config that loads back to the same values.
+TEST(Config, documented_yaml_has_every_key_with_its_meaning_and_reloads) {
+  test::ScratchDir dir;
+  const Config c = parse_config("optim: {matrix: dion2, alpha: 0.125}\n", "test", {"run.out_dir='a # b'"});
+  const std::string documented = "\n" + config_to_yaml(c, true);
+  Config copy = c;
+  for (const ConfigField& f : config_fields(copy)) {
+    ASSERT_FALSE(f.doc.empty()) << f.key << " has no meaning";
+    const size_t section = documented.find("\n" + f.key.substr(0, f.key.find('.')) + ":\n");
+    const size_t at = documented.find("\n  " + f.key.substr(f.key.find('.') + 1) + ": ", section);
+    ASSERT_NE(at, std::string::npos) << f.key;
+    const std::string line = documented.substr(at + 1, documented.find('\n', at + 1) - at - 1);
+    EXPECT_NE(line.find("# " + f.doc), std::string::npos) << line;
+  }
+  test::write_text(dir / "documented.yaml", documented);
+  const Config again = load_config(dir / "documented.yaml");
+  EXPECT_EQ(config_to_yaml(again), config_to_yaml(c));
+  EXPECT_EQ(again.run.out_dir, "a # b");
+}
+
+// The hash names what a run trains: where it writes or how often it
+// checkpoints leave it alone, any setting of the training changes it.
+TEST(Config, hash_ignores_output_only_keys_and_follows_every_other) {
+  const Config base = parse_config("", "test");
+  const std::string hash = config_hash(base);
+  EXPECT_EQ(hash.size(), 16u);
+  for (const char* output : {"run.out_dir=elsewhere", "run.resume=auto", "train.ckpt_every=7", "train.ckpt_keep=0",
+                             "train.sample_every=3", "data.vocab_dir=v", "run.export_llmc=w.bin"})
+    EXPECT_EQ(config_hash(parse_config("", "test", {output})), hash) << output;
+  Config copy = base;
+  int trained_keys = 0;
+  for (const ConfigField& f : config_fields(copy)) {
+    if (output_only_key(f.key)) continue;
+    // Another valid value for each trained key: its first other choice, a flipped bool, a number nudged in range.
+    std::string other;
+    if (!f.choices.empty()) other = f.choices[f.choices[0] == parse_config("", "t", {}).model.arch ? 1 : 0];
+    if (auto* p = std::get_if<bool*>(&f.value)) other = **p ? "false" : "true";
+    if (auto* p = std::get_if<int64_t*>(&f.value)) other = std::to_string(**p + 1 <= f.max ? **p + 1 : **p - 1);
+    if (auto* p = std::get_if<double*>(&f.value)) other = std::to_string(**p < f.max ? (**p + f.max) / 2 : **p / 2);
+    if (std::holds_alternative<std::string*>(f.value) && f.choices.empty()) other = "changed";
+    if (!f.choices.empty() && other == *std::get<std::string*>(f.value)) other = f.choices.back();
+    try {
+      EXPECT_NE(config_hash(parse_config("", "test", {f.key + "=" + other})), hash) << f.key << "=" << other;
+      trained_keys++;
+    } catch (const ConfigError&) {  // a value another key's check refuses (e.g. optim.sync: selected alone)
+    }
+  }
+  EXPECT_GT(trained_keys, 50);
+}
+
 TEST(Config, unknown_key_names_key_file_and_suggestion) {
   expect_config_error("model:\n  seq_lenn: 5\n", {}, {"unknown config key 'model.seq_lenn'", "run.yaml", "model.seq_len"});
   expect_config_error("", {"trian.micro_batch=3"}, {"unknown config key 'trian.micro_batch'", "--set", "train.micro_batch"});
