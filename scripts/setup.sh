@@ -10,7 +10,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packages=(cmake g++ make ninja-build libyaml-cpp-dev libspdlog-dev libcli11-dev libopenmpi-dev openmpi-bin
           libopenblas-openmp-dev libxxhash-dev libgtest-dev python3)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
-[ -n "${LLMDION_TEST_DEPS:-}" ] && packages+=(python3-numpy python3-matplotlib python3-torch)
+[ -n "${LLMDION_TEST_DEPS:-}" ] && packages+=(python3-numpy python3-matplotlib python3-torch python3-yaml)
 
 missing=()
 for p in "${packages[@]}"; do

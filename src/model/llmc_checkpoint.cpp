@@ -66,7 +66,7 @@ GptShape read_llmc_shape(const std::string& path) {
   return s;
 }
 
-void read_llmc_checkpoint(const std::string& path, const GptShape& shape, std::span<float> params) {
+void check_llmc_checkpoint(const std::string& path, const GptShape& shape) {
   const GptShape file_shape = read_llmc_shape(path);
   check_llmc_compatible(shape, path);
   if (file_shape.seq_len != shape.seq_len || file_shape.vocab_size != shape.vocab_size ||
@@ -74,6 +74,10 @@ void read_llmc_checkpoint(const std::string& path, const GptShape& shape, std::s
       file_shape.n_head != shape.n_head || file_shape.d_model != shape.d_model)
     throw std::runtime_error("'" + path + "' holds a model of " + describe(file_shape) + "; the config asks for " +
                              describe(shape));
+}
+
+void read_llmc_checkpoint(const std::string& path, const GptShape& shape, std::span<float> params) {
+  check_llmc_checkpoint(path, shape);
   std::ifstream in(path, std::ios::binary);
   in.seekg(256 * sizeof(int32_t));
   int64_t expected = 0;

@@ -19,6 +19,9 @@ constexpr int32_t kLlmcCheckpointMagic = 20240326, kLlmcCheckpointVersion = 3;
 // The model shape stored in an llm.c checkpoint. Throws std::runtime_error.
 GptShape read_llmc_shape(const std::string& path);
 
+// Throws unless `path` is an llm.c checkpoint of exactly `shape` (its header alone).
+void check_llmc_checkpoint(const std::string& path, const GptShape& shape);
+
 // Loads the weights into params (laid out by gpt_layout(shape)); the file's
 // shape must equal `shape`, else a clear error names both.
 void read_llmc_checkpoint(const std::string& path, const GptShape& shape, std::span<float> params);

@@ -106,6 +106,7 @@ std::string save_checkpoint(const std::string& out_dir, Model& model, Optimizer&
   out << YAML::Key << "update_count" << YAML::Value << state.update_count;
   out << YAML::Key << "seed" << YAML::Value << state.seed;
   out << YAML::Key << "ranks" << YAML::Value << comm.world_size();
+  out << YAML::Key << "seconds" << YAML::Value << state.seconds;
   out << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "epoch" << YAML::Value << state.data.epoch;
   out << YAML::Key << "shard_cursor" << YAML::Value << state.data.shard_cursor;
@@ -199,6 +200,7 @@ TrainState read_checkpoint_state(const std::string& folder, const GptShape& shap
     state.seed = field(state_yaml["seed"], "seed").as<uint64_t>();
     state.config_yaml = field(state_yaml["config"], "config").as<std::string>();
     state.ranks = field(state_yaml["ranks"], "ranks").as<int>();
+    if (state_yaml["seconds"]) state.seconds = field(state_yaml["seconds"], "seconds").as<double>();
   } catch (const YAML::Exception& e) {
     throw damaged(std::string("state.yaml is unreadable: ") + e.what());
   }

@@ -34,6 +34,7 @@ struct TrainState {
   uint64_t seed = 0;         // run.seed: data order and samples derive from it
   std::string config_yaml;   // the resolved config of the run (read back on load)
   int ranks = 1;             // the world size: optimizer state is sharded over that many ranks
+  double seconds = 0;        // wall time of training so far, over every resume
 };
 
 // Writes a checkpoint of `state` and deletes all but the newest train.ckpt_keep (0: keep all).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 namespace llmdion {
 
@@ -19,6 +20,24 @@ double lr_multiplier(const ScheduleConfig& schedule, int64_t step, int64_t total
   // Reaches final_frac exactly at the last step.
   const double progress = (double(step) - decay_start + 1.0) / decay_steps;
   return 1.0 - (1.0 - final_frac) * std::min(1.0, progress);
+}
+
+std::vector<std::string> schedule_warnings(const ScheduleConfig& schedule, int64_t total_steps) {
+  std::vector<std::string> warnings;
+  const auto steps = std::to_string(total_steps), warmup = std::to_string(schedule.warmup_steps);
+  if (schedule.warmup_steps >= total_steps)
+    warnings.push_back("schedule.warmup_steps " + warmup + " >= train.steps " + steps +
+                       ": the warmup takes the whole run (the peak learning rate comes at the last step, or never)");
+  if (schedule.kind == "wsd") {
+    const int64_t decay_steps = int64_t(std::floor(schedule.decay_frac * double(total_steps)));
+    if (decay_steps < 1)
+      warnings.push_back("schedule.decay_frac " + std::to_string(schedule.decay_frac) + " of " + steps +
+                         " steps is an empty decay phase: the learning rate stays at its peak to the end");
+    else if (schedule.warmup_steps < total_steps && schedule.warmup_steps > total_steps - decay_steps)
+      warnings.push_back("schedule.warmup_steps " + warmup + " runs into the decay phase (its last " +
+                         std::to_string(decay_steps) + " of " + steps + " steps)");
+  }
+  return warnings;
 }
 
 }  // namespace llmdion

@@ -6,11 +6,17 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "config/config.h"
 
 namespace llmdion {
 
 double lr_multiplier(const ScheduleConfig& schedule, int64_t step, int64_t total_steps);
+
+// What a schedule of total_steps most likely did not mean: a warmup as long as
+// the run, no step left at the peak, or (wsd) an empty decay phase.
+std::vector<std::string> schedule_warnings(const ScheduleConfig& schedule, int64_t total_steps);
 
 }  // namespace llmdion

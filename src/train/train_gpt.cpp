@@ -71,6 +71,10 @@ int main(int argc, char** argv) {
     setup_logging(rank, out_dir);
     spdlog::info("config {}", config_path);
     return run_training(config, *comm);
+  } catch (const OutDirHoldsAnotherRun& e) {
+    log_fatal_error(rank, out_dir, e.what());
+    if (comm->world_size() > 1) comm->abort(kExitAnotherRun);
+    return kExitAnotherRun;
   } catch (const std::exception& e) {
     log_fatal_error(rank, out_dir, e.what());
     if (comm->world_size() > 1) comm->abort(1);  // the other ranks must not wait for this one

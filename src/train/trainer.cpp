@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/rng.h"
@@ -29,6 +30,7 @@
 #include "optim/optimizer.h"
 #include "train/checkpoint.h"
 #include "train/logging.h"
+#include "train/run_summary.h"
 #include "train/sampler.h"
 #include "train/schedule.h"
 
@@ -140,7 +142,12 @@ std::string format_duration(double seconds) {
 
 }  // namespace
 
-void describe_run(const Config& config) {
+void describe_run(const Config& given) {
+  Config config = given;  // with run.device resolved, as a run would (the hash names it)
+  try {
+    config.run.device = device_name(resolve_device(given.run.device));
+  } catch (const std::exception&) {
+  }
   const GptShape shape = shape_from_config(config.model);
   const GptLayout layout = gpt_layout(shape);
   std::printf("model: %s (arch %s)\n", describe_shape(shape).c_str(), config.model.arch.c_str());
@@ -160,28 +167,47 @@ void describe_run(const Config& config) {
               static_cast<long long>(grad_accum * config.train.micro_batch * config.model.seq_len),
               static_cast<long long>(config.train.micro_batch), static_cast<long long>(config.model.seq_len),
               static_cast<long long>(grad_accum), static_cast<long long>(config.train.steps));
+  for (const std::string& warning : schedule_warnings(config.schedule, config.train.steps))
+    std::printf("warning: %s\n", warning.c_str());
+  std::printf("config hash: %s\nresolved config:\n%s", config_hash(config).c_str(), config_to_yaml(config).c_str());
 }
 
 namespace {
+
+// The settings of `config` that differ from the run whose resolved config is
+// `saved_yaml`, as "key old -> new", but for those a run may change on resume:
+// output-only keys (config.h) and the evaluation's cadence and size.
+std::string training_changes(const std::string& saved_yaml, const std::string& source, const Config& config) {
+  std::string changed;
+  for (const std::string& d : differing_keys(parse_config(saved_yaml, source), config)) {
+    const std::string key = d.substr(0, d.find(' '));
+    if (!output_only_key(key) && key != "train.eval_every" && key != "train.eval_tokens")
+      changed += (changed.empty() ? "" : ", ") + d;
+  }
+  return changed;
+}
 
 // Throws unless a run of `config` over `comm` may continue from the checkpoint
 // `saved` exactly: only settings off the training path may change, and the
 // optimizer state must be sharded over as many ranks.
 void check_resumable(const TrainState& saved, const std::string& folder, const Config& config, const Comm& comm) {
-  std::string changed;
-  for (const std::string& d : differing_keys(parse_config(saved.config_yaml, "checkpoint '" + folder + "'"), config)) {
-    const std::string key = d.substr(0, d.find(' '));
-    if (!output_only_key(key) && key != "train.eval_every" && key != "train.eval_tokens")
-      changed += (changed.empty() ? "" : ", ") + d;
-  }
-  if (!changed.empty())
-    throw std::runtime_error("cannot resume from '" + folder + "' exactly: the config changed " + changed +
-                             "; restore those settings or start a new run.out_dir");
+  if (const std::string changed = training_changes(saved.config_yaml, "checkpoint '" + folder + "'", config);
+      !changed.empty())
+    throw OutDirHoldsAnotherRun("cannot resume from '" + folder + "' exactly: the config changed " + changed +
+                                "; restore those settings or start a new run.out_dir");
   if (saved.ranks != comm.world_size())
     throw std::runtime_error("cannot resume from '" + folder + "': its optimizer state is sharded over " +
                              std::to_string(saved.ranks) + " rank(s) and this run has " +
                              std::to_string(comm.world_size()) + "; resume with mpirun -np " +
                              std::to_string(saved.ranks) + " (or start a new run.out_dir)");
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) throw std::runtime_error("cannot read '" + path + "'");
+  return text.str();
 }
 
 }  // namespace
@@ -214,7 +240,49 @@ int run_training(const Config& given, Comm& host_comm) {
   if (comm.world_size() > 1)
     spdlog::info("data parallel over {} ranks: {} x {} x {} micro-steps each", comm.world_size(), B, T, grad_accum);
 
-  if (!config.run.export_llmc.empty()) check_llmc_compatible(shape, config.run.export_llmc);  // fail before training
+  // Everything the run reads or must be able to write is checked before the model is allocated.
+  for (const std::string& warning : schedule_warnings(config.schedule, config.train.steps)) spdlog::warn("{}", warning);
+  if (!config.run.export_llmc.empty()) check_llmc_compatible(shape, config.run.export_llmc);
+  if (!config.model.init_from.empty()) check_llmc_checkpoint(config.model.init_from, shape);
+  const DataOrder order = config.data.order == "shuffled" ? DataOrder::kShuffled : DataOrder::kSequential;
+  DataLoader train_data(loader_options(config, "data.train", config.data.train, grad_accum, order, comm));
+  DataLoader val_data(loader_options(config, "data.val", config.data.val, 1, DataOrder::kSequential, comm));
+  spdlog::info("train data: {} shards, {} tokens, {} steps of {} tokens per epoch ({} x {} x {} micro-steps)",
+               train_data.shards().size(), train_data.total_tokens(), train_data.windows_per_epoch(),
+               tokens_per_step, B, T, grad_accum);
+  spdlog::info("val data: {} shards, {} tokens", val_data.shards().size(), val_data.total_tokens());
+  // evaluate() reads at most one pass over the val data.
+  const int64_t val_window = B * T * comm.world_size();
+  if (val_data.windows_per_epoch() * val_window < config.train.eval_tokens)
+    spdlog::warn("data.val holds {} tokens in whole windows of {}: each evaluation reads those, not "
+                 "train.eval_tokens {}", val_data.windows_per_epoch() * val_window, val_window,
+                 config.train.eval_tokens);
+  const std::vector<std::string> checkpoints = complete_checkpoints(out_dir);  // newest first
+  if (!checkpoints.empty() && config.run.resume != "auto")
+    throw std::runtime_error("'" + out_dir + "' already holds checkpoints of a run (" + checkpoints.front() +
+                             "): continue it with --resume, or choose another run.out_dir");
+  if (config.run.resume == "auto" && std::filesystem::exists(out_dir + "/done.yaml")) {
+    // A finished run: nothing to train if it is this config, an error naming the changes if not.
+    const std::string finished = std::filesystem::exists(out_dir + "/config.yaml")
+                                     ? read_text(out_dir + "/config.yaml")
+                                     : read_checkpoint_state(checkpoints.at(0), shape).config_yaml;
+    if (const std::string changed = training_changes(finished, "'" + out_dir + "/config.yaml'", config);
+        !changed.empty())
+      throw OutDirHoldsAnotherRun("'" + out_dir + "' holds a finished run of another config: " + changed +
+                                  "; train this one in a new run.out_dir (a sweep script: --force sets the old "
+                                  "run aside)");
+    spdlog::info("{} holds this run, finished (done.yaml): nothing to train", out_dir);
+    return 0;
+  }
+  // The newest readable checkpoint must be resumable with this config (the loop below checks the tensors).
+  for (const std::string& folder : config.run.resume == "auto" ? checkpoints : std::vector<std::string>{}) {
+    try {
+      check_resumable(read_checkpoint_state(folder, shape), folder, config, comm);
+      break;
+    } catch (const CheckpointDamaged&) {
+    }
+  }
+
   std::unique_ptr<Model> model = make_model(device, shape, B, T);
   const GptLayout& layout = model->layout();
   spdlog::info("model: {}", describe_shape(shape));
@@ -239,26 +307,8 @@ int run_training(const Config& given, Comm& host_comm) {
   std::unique_ptr<Optimizer>& optimizer = distributed.optimizer;
   spdlog::info("optimizer: {}", optimizer->describe());
 
-  const DataOrder order = config.data.order == "shuffled" ? DataOrder::kShuffled : DataOrder::kSequential;
-  DataLoader train_data(loader_options(config, "data.train", config.data.train, grad_accum, order, comm));
-  DataLoader val_data(loader_options(config, "data.val", config.data.val, 1, DataOrder::kSequential, comm));
-  spdlog::info("train data: {} shards, {} tokens, {} steps of {} tokens per epoch ({} x {} x {} micro-steps)",
-               train_data.shards().size(), train_data.total_tokens(), train_data.windows_per_epoch(),
-               tokens_per_step, B, T, grad_accum);
-  spdlog::info("val data: {} shards, {} tokens", val_data.shards().size(), val_data.total_tokens());
-  // evaluate() reads at most one pass over the val data.
-  const int64_t val_window = B * T * comm.world_size();
-  if (val_data.windows_per_epoch() * val_window < config.train.eval_tokens)
-    spdlog::warn("data.val holds {} tokens in whole windows of {}: each evaluation reads those, not "
-                 "train.eval_tokens {}", val_data.windows_per_epoch() * val_window, val_window,
-                 config.train.eval_tokens);
-
   TrainState state;
   state.seed = uint64_t(config.run.seed);
-  const std::vector<std::string> checkpoints = complete_checkpoints(out_dir);  // newest first
-  if (!checkpoints.empty() && config.run.resume != "auto")
-    throw std::runtime_error("'" + out_dir + "' already holds checkpoints of a run (" + checkpoints.front() +
-                             "): continue it with --resume, or choose another run.out_dir");
   if (checkpoints.empty() && config.run.resume == "auto")
     spdlog::info("no checkpoint in {}: starting from step 0", out_dir);
   // Resume from the newest checkpoint every rank finds intact; a damaged one is
@@ -329,6 +379,7 @@ int run_training(const Config& given, Comm& host_comm) {
   auto due = [&](int64_t every, int64_t step) { return step + 1 == steps || (every > 0 && (step + 1) % every == 0); };
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
+  const double seconds_before = state.seconds;  // of the run's earlier starts
   std::pair<double, double> final_losses{NAN, NAN};  // train, val
   for (int64_t step = state.step; step < steps; step++) {
     const auto step_start = std::chrono::steady_clock::now();
@@ -382,7 +433,7 @@ int run_training(const Config& given, Comm& host_comm) {
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - step_start).count();
 
     std::optional<double> val_loss;
-    if (due(config.train.eval_every, step))
+    if (due(config.train.eval_every, step) || (step == 0 && config.train.eval_every > 0))
       val_loss = evaluate(*model, val_data, config.train.eval_tokens, inputs, targets, comm);
     const BytesSent sent = comm.bytes_sent_by_collective() - sent_before;  // what this rank sent in the step
     if (csv)
@@ -391,6 +442,7 @@ int run_training(const Config& given, Comm& host_comm) {
     if (step + 1 == steps) final_losses = {train_loss, val_loss.value_or(NAN)};
 
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    state.seconds = seconds_before + elapsed;
     const double eta = elapsed / double(step + 1 - first_step) * double(steps - step - 1);
     if (val_loss || step % 10 == 0 || step + 1 == steps)
       spdlog::info("step {:>6}/{} | loss {:.4f}{} | lr {:.3e} | norm {:.3f} | {:.0f} ms (optimizer {:.1f}) | {:.0f} tok/s{} | ETA {}",
@@ -420,7 +472,7 @@ int run_training(const Config& given, Comm& host_comm) {
       spdlog::info("checkpoint {}", folder);
     }
     if (stopping) {
-      spdlog::info("stopped by signal after step {}; continue with run.resume: auto", step);
+      spdlog::info("stopped by signal after step {}; continue with --resume (run.resume: auto)", step);
       return 0;
     }
   }
@@ -429,18 +481,16 @@ int run_training(const Config& given, Comm& host_comm) {
     write_llmc_checkpoint(config.run.export_llmc, shape, host_params);
     spdlog::info("weights exported in llm.c's format to {}", config.run.export_llmc);
   }
-  // done.yaml marks a finished run (sweep scripts skip it) with its final
-  // losses: written last, once the final checkpoint and every output are on disk.
+  // done.yaml marks a finished run (run_summary.h): written last, once the
+  // final checkpoint and every output are on disk.
   if (root && state.step == steps && first_step < steps) {
     if (!std::isfinite(final_losses.first) || !std::isfinite(final_losses.second))
       throw std::runtime_error(fmt::format("the last step's train loss is {} and val loss {}: the run diverged and "
                                            "is not marked done (its checkpoints stay)",
                                            final_losses.first, final_losses.second));
     csv->sync();
-    write_file_atomic(out_dir + "/done.yaml", [&](std::ostream& out) {
-      out << fmt::format("steps: {}\ntokens: {}\ntrain_loss: {:.9g}\nval_loss: {:.9g}\n", steps, state.tokens,
-                         final_losses.first, final_losses.second);
-    });
+    const std::string done = done_yaml(summarize_loss_csv(out_dir + "/loss.csv"), state.seconds, config_hash(config));
+    write_file_atomic(out_dir + "/done.yaml", [&](std::ostream& out) { out << done; });
   }
   spdlog::info("done: {} steps, {} tokens", state.step, state.tokens);
   return 0;

@@ -10,17 +10,27 @@
 // out_dir/loss.csv, one row per step (s = 0-based step index):
 //   step,tokens,lr,train_loss,val_loss,grad_norm,step_ms,opt_ms,tokens_per_s,comm_bytes
 //   tokens = tokens seen after step s; lr = the matrix group's lr of step s;
-//   val_loss empty where not evaluated; opt_ms the optimizer step alone;
+//   val_loss after the step's update, at step 0, every train.eval_every steps
+//   and at the end, else empty; opt_ms the optimizer step alone;
 //   comm_bytes what rank 0 sent in the step, as dist/comm.h counts it (evaluation
 //   included; 0 alone). Columns may be appended, never reordered.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 
 #include "config/config.h"
 #include "dist/comm.h"
 
 namespace llmdion {
+
+// out_dir holds a run of another config (finished, or with checkpoints):
+// nothing was written, and train_gpt exits with kExitAnotherRun, so that the
+// sweep scripts tell it from a failure.
+struct OutDirHoldsAnotherRun : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+constexpr int kExitAnotherRun = 3;
 
 // Returns the process exit code. With several ranks (comm), each reads its
 // share of every global batch; gradients and losses are averaged over ranks,

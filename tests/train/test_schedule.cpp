@@ -39,4 +39,33 @@ TEST(Schedule, cosine_goes_from_one_to_the_final_fraction) {
 }
 
 }  // namespace
+// Each warning holds exactly when lr_multiplier shows the problem: no step
+// at the peak before the last, or (wsd) no step below the peak after the
+// warmup, or warmup steps inside the decay phase.
+TEST(Schedule, warnings_name_what_the_multipliers_show) {
+  for (const char* kind : {"wsd", "cosine"})
+    for (int64_t warmup : {0, 5, 8, 10, 30})
+      for (double decay_frac : {0.0, 0.05, 0.25}) {
+        ScheduleConfig s;
+        s.kind = kind, s.warmup_steps = warmup, s.decay_frac = decay_frac;
+        const int64_t steps = 10;
+        bool peak_before_last = false, decays_after_warmup = false, warmup_in_decay = false;
+        for (int64_t step = 0; step < steps; step++) {
+          const double m = lr_multiplier(s, step, steps);
+          const double m_without_warmup = lr_multiplier(ScheduleConfig{s.kind, 0, s.decay_frac, 0.0}, step, steps);
+          peak_before_last |= m == 1.0 && step + 1 < steps;
+          decays_after_warmup |= step >= warmup && m < 1.0;
+          warmup_in_decay |= step < warmup && m_without_warmup < 1.0;
+        }
+        std::string all;
+        for (const std::string& w : schedule_warnings(s, steps)) all += w + "\n";
+        SCOPED_TRACE(std::string(kind) + " warmup " + std::to_string(warmup) + " decay " + std::to_string(decay_frac));
+        EXPECT_EQ(all.find("the warmup takes the whole run") != std::string::npos, !peak_before_last) << all;
+        if (s.kind == "wsd" && peak_before_last) {
+          EXPECT_EQ(all.find("empty decay phase") != std::string::npos, !decays_after_warmup) << all;
+          EXPECT_EQ(all.find("runs into the decay phase") != std::string::npos, warmup_in_decay) << all;
+        }
+      }
+}
+
 }  // namespace llmdion

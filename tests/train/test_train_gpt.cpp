@@ -14,6 +14,7 @@
 
 #include "core/rng.h"
 #include "core/safetensors.h"
+#include "train/trainer.h"
 #include "data/shard.h"
 #include "test_util.h"
 #include "core/device.h"
@@ -58,6 +59,44 @@ TEST_F(TrainGpt, same_config_and_seed_give_the_same_losses_bit_for_bit) {
   EXPECT_EQ(deterministic_rows(dir_ / "a/loss.csv"), deterministic_rows(dir_ / "b/loss.csv"));
   ASSERT_EQ(train(config, "--set run.out_dir=" + (dir_ / "c") + " --set run.seed=7", &out), 0) << out;
   EXPECT_NE(deterministic_rows(dir_ / "a/loss.csv"), deterministic_rows(dir_ / "c/loss.csv"));
+}
+
+// done.yaml summarizes the run: its values recomputed by numpy from loss.csv
+// (numpy.percentile, argmin), the wall time at least the steps' summed time,
+// the config hash and the version of the binary.
+TEST_F(TrainGpt, done_yaml_summarizes_the_run_as_numpy_reads_its_loss_csv) {
+  if (test::run_command("/usr/bin/python3 -c 'import numpy, yaml'") != 0) GTEST_SKIP() << "numpy or yaml is missing";
+  std::string out;
+  ASSERT_EQ(train(tiny_config(dir_, "a"), "--set train.steps=24 --set train.eval_every=5", &out), 0) << out;
+  test::write_text(dir_ / "check.py", R"(
+import csv, sys, numpy as np, yaml
+done = yaml.safe_load(open(sys.argv[1] + "/done.yaml"))
+rows = list(csv.DictReader(open(sys.argv[1] + "/loss.csv")))
+assert done["steps"] == 24 and done["tokens"] == int(rows[-1]["tokens"]), done
+assert done["train_loss"] == float(rows[-1]["train_loss"]) and done["val_loss"] == float(rows[-1]["val_loss"])
+vals = [(float(r["val_loss"]), int(r["step"])) for r in rows if r["val_loss"]]
+assert [s for _, s in vals] == [0, 4, 9, 14, 19, 23], vals  # step 0, every 5, the last
+assert (done["best_val_loss"], done["best_val_step"]) == min(vals), (done, min(vals))
+assert done["timing_warmup_steps"] == 6
+timed = rows[6:]
+for key, column in [("step_ms", "step_ms"), ("opt_ms", "opt_ms"), ("tokens_per_s", "tokens_per_s")]:
+    values = np.array([float(r[column]) for r in timed])
+    for q, name in [(25, "p25"), (50, "median"), (75, "p75")]:
+        expect = np.percentile(values, q)
+        assert abs(done[f"{key}_{name}"] - expect) <= 1e-5 * abs(expect) + 1e-9, (key, name, done[f"{key}_{name}"], expect)
+seconds = sum(float(r["step_ms"]) for r in rows) / 1000
+assert abs(done["tokens_per_s_mean"] - done["tokens"] / seconds) <= 1e-5 * done["tokens_per_s_mean"]
+assert done["wall_seconds"] >= seconds * 0.999, (done["wall_seconds"], seconds)
+assert len(done["config_hash"]) == 16 and done["version"].startswith("0."), done
+print("ok")
+)");
+  ASSERT_EQ(test::run_command("/usr/bin/python3 " + (dir_ / "check.py") + " " + (dir_ / "a"), &out), 0) << out;
+  // The hash is the config's (train_gpt --describe prints the same).
+  ASSERT_EQ(train(tiny_config(dir_, "a"), "--set train.steps=24 --set train.eval_every=5 --describe", &out), 0) << out;
+  const std::string done = test::read_text(dir_ / "a/done.yaml");
+  const size_t at = done.find("config_hash: \"");
+  ASSERT_NE(at, std::string::npos) << done;
+  EXPECT_NE(out.find("config hash: " + done.substr(at + 14, 16)), std::string::npos) << out << done;
 }
 
 TEST_F(TrainGpt, interrupted_by_sigterm_and_resumed_equals_an_uninterrupted_run) {
@@ -148,6 +187,7 @@ TEST_F(TrainGpt, a_damaged_checkpoint_is_named_and_the_run_resumes_from_the_newe
   // Every checkpoint damaged: one error naming the folder to clear; nothing trained.
   const std::string run = dir_ / "all_damaged";
   fs::copy(dir_ / "whole", run, fs::copy_options::recursive);
+  fs::remove(run + "/done.yaml");
   for (const char* step : {"step_00000005", "step_00000010", "step_00000015"})
     flip_last_byte(run + "/checkpoints/" + step + "/model.safetensors");
   EXPECT_NE(train(config, options + " --set run.out_dir=" + run + " --resume", &out), 0);
@@ -169,6 +209,7 @@ TEST_F(TrainGpt, a_malformed_loss_csv_row_stops_a_resume_naming_file_and_line) {
   const std::string options = " --set train.steps=10 --set train.ckpt_every=5 --set train.ckpt_keep=0";
   ASSERT_EQ(train(config, options, &out), 0) << out;
   std::filesystem::remove_all(dir_ / "a/checkpoints/step_00000010");
+  std::filesystem::remove(dir_ / "a/done.yaml");
   std::string csv = test::read_text(dir_ / "a/loss.csv");
   const size_t third = csv.find('\n', csv.find('\n', csv.find('\n') + 1) + 1) + 1;  // line 4
   csv.replace(third, csv.find('\n', third) - third, "2;512;0.001");
@@ -231,6 +272,7 @@ TEST_F(TrainGpt, every_matrix_optimizer_trains_and_resumes_exactly_from_its_chec
     ASSERT_EQ(whole.size(), 21u);
     EXPECT_LT(column(whole[20], 3), column(whole[1], 3) - 0.5) << name << ": loss did not fall";
     std::filesystem::remove_all(dir_ / (name + "/checkpoints/step_00000020"));
+    std::filesystem::remove(dir_ / (name + "/done.yaml"));
     ASSERT_EQ(train(config, common + " --resume", &out), 0) << out;
     EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
     EXPECT_EQ(deterministic_rows(dir_ / (name + "/loss.csv")), whole) << name;
@@ -254,15 +296,28 @@ TEST_F(TrainGpt, resume_refuses_another_model_shape_seed_optimizer_or_training_s
   const std::string config = tiny_config(dir_, "a");
   ASSERT_EQ(train(config, "--set train.steps=10", &out), 0) << out;
   const std::string accepted_config = test::read_text(dir_ / "a/config.yaml");
+  const std::string rows = test::read_text(dir_ / "a/loss.csv");
   EXPECT_NE(accepted_config.find("steps: 10"), std::string::npos) << accepted_config;
+  // A finished run: the same config has nothing to train (other output keys
+  // aside); another config is refused with exit code 3 naming what changed,
+  // before anything is allocated or written.
+  EXPECT_EQ(train(config, "--resume --set train.steps=10 --set train.ckpt_keep=0", &out), 0) << out;
+  EXPECT_NE(out.find("holds this run, finished (done.yaml): nothing to train"), std::string::npos) << out;
+  EXPECT_EQ(out.find("model:"), std::string::npos) << "a finished run allocated a model:\n" << out;
+  EXPECT_EQ(train(config, "--resume --set train.steps=20", &out), kExitAnotherRun) << out;
+  EXPECT_NE(out.find("holds a finished run of another config: train.steps 10 -> 20;"), std::string::npos) << out;
+  EXPECT_EQ(test::read_text(dir_ / "a/loss.csv"), rows);
+  // An unfinished run (no done.yaml): its checkpoint decides.
+  std::filesystem::remove(dir_ / "a/done.yaml");
   EXPECT_NE(train(config, "--resume --set model.n_layer=3", &out), 0);
   EXPECT_NE(out.find("n_layer 2 (config: 3)"), std::string::npos) << out;
-  EXPECT_NE(train(config, "--resume --set run.seed=5", &out), 0);
+  EXPECT_EQ(train(config, "--resume --set run.seed=5", &out), kExitAnotherRun) << out;
   EXPECT_NE(out.find("run.seed"), std::string::npos) << out;
-  EXPECT_NE(train(config, "--resume --set train.batch_tokens=512", &out), 0);
+  EXPECT_EQ(train(config, "--resume --set train.batch_tokens=512", &out), kExitAnotherRun) << out;
   EXPECT_NE(out.find("train.batch_tokens 256 -> 512"), std::string::npos) << out;
-  EXPECT_NE(train(config, "--resume --set optim.matrix=dion2", &out), 0);
+  EXPECT_EQ(train(config, "--resume --set optim.matrix=dion2", &out), kExitAnotherRun) << out;
   EXPECT_NE(out.find("optim.matrix adamw -> dion2"), std::string::npos) << out;
+  EXPECT_EQ(out.find("model:"), std::string::npos) << "a refused resume allocated a model:\n" << out;
   EXPECT_EQ(test::read_text(dir_ / "a/config.yaml"), accepted_config) << "a refused resume rewrote config.yaml";
   EXPECT_EQ(train(config, "--resume --set train.eval_every=3 --set train.steps=10", &out), 0) << out;
   const std::string resumed_config = test::read_text(dir_ / "a/config.yaml");
