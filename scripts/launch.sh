@@ -10,7 +10,7 @@
 # Other arguments go to train_gpt (e.g. --set train.steps=100). The ranks total
 # P x nodes; the global batch (train.batch_tokens) stays what the config says,
 # split over them. CPU ranks get OMP_NUM_THREADS = this node's cores / P.
-# Examples (README, "Distributed training"):
+# Examples (README, "Several ranks (data parallel, MPI and NCCL)"):
 #   bash scripts/launch.sh configs/default.yaml --per-node 2                       # CPU, one node
 #   bash scripts/launch.sh configs/paper_300m_dion2.yaml --cuda                    # every GPU of this node
 #   bash scripts/launch.sh configs/paper_1b_dion2.yaml --cuda --hostfile hosts     # several nodes

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/device.h"
+#include "core/rng.h"
 #include "model/gpt.h"
 
 namespace llmdion {
@@ -51,6 +52,13 @@ class Model {
 
   virtual std::string describe_memory() const = 0;
 };
+
+// The seed of params_changed() after `update_count` updates of a run seeded
+// `run_seed`: a resumed run (or build/generate) rounds the loaded weights to
+// bf16 (cuda) exactly as the uninterrupted run did.
+inline uint64_t weight_rounding_seed(int64_t run_seed, int64_t update_count) {
+  return derive_seed({uint64_t(run_seed), 0x5eedb16, uint64_t(update_count)});
+}
 
 std::unique_ptr<Model> make_model(Device device, const GptShape& shape, int64_t batch_size, int64_t seq_len);
 

@@ -29,6 +29,7 @@
 #include "core/json.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "train/logging.h"
 
 using namespace llmdion;
 
@@ -262,6 +263,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "encoding threads")->check(CLI::Range(1, 1024))->capture_default_str();
   app.add_option("--decode", o.decode, "print the text of this shard instead of encoding");
   CLI11_PARSE(app, argc, argv);
+  setup_console_logging();
   struct sigaction action {};
   action.sa_handler = on_signal;  // no SA_RESTART: a blocked read returns
   sigaction(SIGINT, &action, nullptr);

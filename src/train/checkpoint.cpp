@@ -146,7 +146,7 @@ std::string read_whole_file(const fs::path& path) {
 
 }  // namespace
 
-TrainState read_checkpoint_state(const std::string& folder, const GptShape& shape) {
+TrainState read_checkpoint_state(const std::string& folder, const GptShape* shape) {
   const fs::path dir(folder);
   const auto damaged = [&](const std::string& why) { return CheckpointDamaged("checkpoint '" + folder + "': " + why); };
   if (!fs::exists(dir / kCompleteMarker))
@@ -179,7 +179,7 @@ TrainState read_checkpoint_state(const std::string& folder, const GptShape& shap
     return node;
   };
   std::string mismatch;
-  for (const auto& [key, value] : shape_fields(shape)) {
+  for (const auto& [key, value] : shape ? shape_fields(*shape) : std::vector<std::pair<std::string, int64_t>>{}) {
     const int64_t saved = field(state_yaml["model"][key], "model." + key).as<int64_t>();
     if (saved != value)
       mismatch += (mismatch.empty() ? "" : ", ") + key + " " + std::to_string(saved) + " (config: " +
@@ -235,10 +235,8 @@ void check_finite(std::span<const float> values, const std::string& folder, cons
 
 }  // namespace
 
-void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer, const Comm& comm) {
-  const fs::path dir(folder);
-  const TensorFile weights = read_checked(dir / "model.safetensors", folder);
-  const GptLayout& layout = model.layout();
+std::vector<float> read_checkpoint_weights(const std::string& folder, const GptLayout& layout) {
+  const TensorFile weights = read_checked(fs::path(folder) / "model.safetensors", folder);
   std::vector<float> params(layout.num_params);
   for (const ParamTensor& t : layout.tensors) {
     auto it = weights.tensors.find(t.name);
@@ -247,6 +245,12 @@ void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer&
     check_finite(it->second.values, folder, "model.safetensors", t.name);
     std::copy(it->second.values.begin(), it->second.values.end(), params.begin() + t.offset);
   }
+  return params;
+}
+
+void load_checkpoint_tensors(const std::string& folder, Model& model, Optimizer& optimizer, const Comm& comm) {
+  const fs::path dir(folder);
+  const std::vector<float> params = read_checkpoint_weights(folder, model.layout());
 
   const std::string opt_name = optimizer_file(comm);
   const TensorFile opt = read_checked(dir / opt_name, folder);

@@ -55,8 +55,12 @@ struct CheckpointDamaged : std::runtime_error {
 std::vector<std::string> complete_checkpoints(const std::string& out_dir);
 
 // A complete checkpoint's training state and config; throws CheckpointDamaged
-// if state.yaml is damaged, std::runtime_error if its model shape differs from `shape`.
-TrainState read_checkpoint_state(const std::string& folder, const GptShape& shape);
+// if state.yaml is damaged, std::runtime_error if its model shape differs from
+// `shape` (when given).
+TrainState read_checkpoint_state(const std::string& folder, const GptShape* shape);
+// The weights of model.safetensors in `layout`'s order, checked (checksums,
+// finite values); throws CheckpointDamaged or, for a missing tensor, std::runtime_error.
+std::vector<float> read_checkpoint_weights(const std::string& folder, const GptLayout& layout);
 // Restores the weights and this rank's optimizer state; throws CheckpointDamaged
 // when a file is damaged, std::runtime_error when a tensor or a state buffer is
 // missing or of another size.

@@ -15,6 +15,12 @@ std::string write_error;  // the first failure of a log sink
 
 }  // namespace
 
+void setup_console_logging() {
+  auto logger = std::make_shared<spdlog::logger>("llm.dion", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  logger->set_pattern("[%H:%M:%S] %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+}
+
 void setup_logging(int rank, const std::string& out_dir) {
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   std::vector<spdlog::sink_ptr> sinks{console};

@@ -7,6 +7,9 @@
 
 namespace llmdion {
 
+// Every message, from the first: "[HH:MM:SS] level message" on stderr; then,
+// once out_dir is known, setup_logging adds train.log (rank 0) and the rank.
+void setup_console_logging();
 void setup_logging(int rank, const std::string& out_dir);
 void log_fatal_error(int rank, const std::string& out_dir, const std::string& message);
 

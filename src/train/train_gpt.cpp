@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   app.add_flag("--print-config", print_config,
                "print the resolved config: every key with its value and meaning, then exit");
   CLI11_PARSE(app, argc, argv);
+  setup_console_logging();
   if (resume) overrides.push_back("run.resume=auto");
   if (print_config) {
     try {
@@ -43,12 +44,12 @@ int main(int argc, char** argv) {
                   overrides.empty() ? "" : " and --set", config_to_yaml(config, true).c_str());
       return 0;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
+      spdlog::error("{}", e.what());
       return 1;
     }
   }
   if (config_path.empty()) {
-    std::fprintf(stderr, "error: --config is required (train_gpt --print-config lists every key)\n");
+    spdlog::error("--config is required (train_gpt --print-config lists every key)");
     return 2;
   }
   if (describe) {
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
       describe_run(load_config(config_path, overrides));
       return 0;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
+      spdlog::error("{}", e.what());
       return 1;
     }
   }

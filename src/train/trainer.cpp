@@ -265,7 +265,7 @@ int run_training(const Config& given, Comm& host_comm) {
     // A finished run: nothing to train if it is this config, an error naming the changes if not.
     const std::string finished = std::filesystem::exists(out_dir + "/config.yaml")
                                      ? read_text(out_dir + "/config.yaml")
-                                     : read_checkpoint_state(checkpoints.at(0), shape).config_yaml;
+                                     : read_checkpoint_state(checkpoints.at(0), &shape).config_yaml;
     if (const std::string changed = training_changes(finished, "'" + out_dir + "/config.yaml'", config);
         !changed.empty())
       throw OutDirHoldsAnotherRun("'" + out_dir + "' holds a finished run of another config: " + changed +
@@ -277,7 +277,7 @@ int run_training(const Config& given, Comm& host_comm) {
   // The newest readable checkpoint must be resumable with this config (the loop below checks the tensors).
   for (const std::string& folder : config.run.resume == "auto" ? checkpoints : std::vector<std::string>{}) {
     try {
-      check_resumable(read_checkpoint_state(folder, shape), folder, config, comm);
+      check_resumable(read_checkpoint_state(folder, &shape), folder, config, comm);
       break;
     } catch (const CheckpointDamaged&) {
     }
@@ -295,12 +295,7 @@ int run_training(const Config& given, Comm& host_comm) {
     read_llmc_checkpoint(config.model.init_from, shape, host_params);
     spdlog::info("weights from llm.c checkpoint {}", config.model.init_from);
   }
-  // The bf16 copy of the weights (cuda) is rounded with a seed of the run and
-  // the update count: a resumed run rounds its loaded weights exactly as the
-  // uninterrupted run did.
-  const auto rounding_seed = [&](int64_t update_count) {
-    return derive_seed({uint64_t(config.run.seed), 0x5eedb16, uint64_t(update_count)});
-  };
+  const auto rounding_seed = [&](int64_t update_count) { return weight_rounding_seed(config.run.seed, update_count); };
   model->copy_params_from_host(host_params);
   model->params_changed(rounding_seed(0));
   DistributedOptimizer distributed = make_distributed_optimizer(config, layout, comm);
@@ -318,7 +313,7 @@ int run_training(const Config& given, Comm& host_comm) {
     std::string damage;
     TrainState saved;
     try {
-      saved = read_checkpoint_state(folder, shape);
+      saved = read_checkpoint_state(folder, &shape);
     } catch (const CheckpointDamaged& e) {
       damage = e.what();
     }
@@ -458,9 +453,9 @@ int run_training(const Config& given, Comm& host_comm) {
       model->copy_params_to_host(host_params);
       sampler->copy_params_from_host(host_params);
       sampler->params_changed(rounding_seed(state.update_count));
-      SplitMix64 rng{derive_seed({state.seed, 0x5a3b1e, uint64_t(step)})};
-      const std::vector<uint32_t> ids =
-          sample_tokens(*sampler, tokenizer->eot_id(), config.train.sample_tokens, config.train.sample_top_k, rng);
+      SplitMix64 rng{sample_seed(state.seed, step)};
+      const std::vector<uint32_t> ids = sample_tokens(*sampler, tokenizer->eot_id(), {}, config.train.sample_tokens,
+                                                      config.train.sample_top_k, 1.0, rng);
       spdlog::info("sample at step {}:\n{}", step, tokenizer->decode(ids));
     }
     // A signal to any rank stops every rank after the same step.

@@ -99,6 +99,32 @@ print("ok")
   EXPECT_NE(out.find("config hash: " + done.substr(at + 14, 16)), std::string::npos) << out << done;
 }
 
+// build/generate on a checkpoint: by default the very sample the trainer
+// logged after that step (its sampler, seed and weights); for a seed, the same
+// text every time, another for another seed; a prompt is continued.
+TEST_F(TrainGpt, generate_prints_the_trainers_sample_and_repeats_for_a_seed) {
+  const std::string vocab = test::kSourceDir + "/data/gpt2";
+  if (!std::filesystem::exists(vocab + "/encoder.json")) GTEST_SKIP() << "data/gpt2 is not prepared";
+  std::string out;
+  ASSERT_EQ(train(tiny_config(dir_, "a"), "--set train.steps=6 --set train.sample_every=3 --set train.sample_tokens=12 "
+                  "--set model.vocab_size=50257 --set data.vocab_dir=" + vocab, &out), 0) << out;
+  const std::string log = test::read_text(dir_ / "a/train.log");
+  const std::string generate = kBuildDir + "/generate --checkpoint " + (dir_ / "a/checkpoints/step_00000006");
+  std::string text;
+  ASSERT_EQ(test::run_command(generate, &text), 0) << text;
+  EXPECT_NE(log.find("sample at step 5:\n" + text), std::string::npos) << "generate printed:\n" << text << log;
+  std::string seeded, again, other, prompted;
+  ASSERT_EQ(test::run_command(generate + " --seed 7 --tokens 20 --top-k 5 --temperature 0.8", &seeded), 0) << seeded;
+  ASSERT_EQ(test::run_command(generate + " --seed 7 --tokens 20 --top-k 5 --temperature 0.8", &again), 0) << again;
+  ASSERT_EQ(test::run_command(generate + " --seed 8 --tokens 20 --top-k 5 --temperature 0.8", &other), 0) << other;
+  EXPECT_EQ(seeded, again);
+  EXPECT_NE(seeded, other);
+  ASSERT_EQ(test::run_command(generate + " --prompt 'The people' --seed 7", &prompted), 0) << prompted;
+  EXPECT_EQ(prompted.rfind("The people", 0), 0u) << prompted;
+  EXPECT_NE(test::run_command(generate + "_missing", &out), 0);
+  EXPECT_NE(out.find("is not a folder"), std::string::npos) << out;
+}
+
 TEST_F(TrainGpt, interrupted_by_sigterm_and_resumed_equals_an_uninterrupted_run) {
   std::string out;
   const std::string config = tiny_config(dir_, "whole");
