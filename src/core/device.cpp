@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <utility>
 
@@ -21,6 +22,24 @@ std::string cuda_unavailable_reason() {
 #else
   return "this binary was built without the CUDA backend (configure with nvcc present and -DLLMDION_CUDA=ON)";
 #endif
+}
+
+int64_t free_memory_bytes(Device device) {
+  if (device == Device::kCuda) {
+#ifdef LLMDION_WITH_CUDA
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) return int64_t(free_bytes);
+#endif
+    return -1;
+  }
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib * 1024;
+    meminfo.ignore(1 << 10, '\n');
+  }
+  return -1;
 }
 
 Device resolve_device(const std::string& requested) {

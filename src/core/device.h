@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 
@@ -15,6 +16,9 @@ enum class Device { kCpu, kCuda };
 // asked for and this binary or this machine cannot run it.
 Device resolve_device(const std::string& requested);
 const char* device_name(Device device);
+// The memory a new allocation can take now: the host's MemAvailable (cpu), the
+// current GPU's free memory (cuda); -1 when unknown.
+int64_t free_memory_bytes(Device device);
 // Why this process cannot run CUDA kernels; empty when it can.
 std::string cuda_unavailable_reason();
 

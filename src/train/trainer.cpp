@@ -30,6 +30,7 @@
 #include "optim/optimizer.h"
 #include "train/checkpoint.h"
 #include "train/logging.h"
+#include "train/memory_estimate.h"
 #include "train/run_summary.h"
 #include "train/sampler.h"
 #include "train/schedule.h"
@@ -167,6 +168,13 @@ void describe_run(const Config& given) {
               static_cast<long long>(grad_accum * config.train.micro_batch * config.model.seq_len),
               static_cast<long long>(config.train.micro_batch), static_cast<long long>(config.model.seq_len),
               static_cast<long long>(grad_accum), static_cast<long long>(config.train.steps));
+  std::printf("memory per rank, estimated (src/train/memory_estimate.h):\n  cpu:  %s\n",
+              describe_memory(estimate_memory(config, Device::kCpu, 1)).c_str());
+  try {
+    std::printf("  cuda: %s\n", describe_memory(estimate_memory(config, Device::kCuda, 1)).c_str());
+  } catch (const std::exception& e) {
+    std::printf("  cuda: %s\n", e.what());
+  }
   for (const std::string& warning : schedule_warnings(config.schedule, config.train.steps))
     std::printf("warning: %s\n", warning.c_str());
   std::printf("config hash: %s\nresolved config:\n%s", config_hash(config).c_str(), config_to_yaml(config).c_str());
@@ -282,6 +290,10 @@ int run_training(const Config& given, Comm& host_comm) {
     } catch (const CheckpointDamaged&) {
     }
   }
+
+  const MemoryEstimate memory = estimate_memory(config, device, comm.world_size());
+  spdlog::info("memory per rank, estimated: {}", describe_memory(memory));
+  check_memory_fits(memory);
 
   std::unique_ptr<Model> model = make_model(device, shape, B, T);
   const GptLayout& layout = model->layout();

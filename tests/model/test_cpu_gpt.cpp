@@ -3,6 +3,7 @@
 // norms without scale, rope, qk-norm, relu^2, swiglu, grouped-query and
 // multi-query attention), and the float32 path against the float64 one.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 
@@ -172,6 +173,15 @@ TEST_P(CpuGptGradients, reports_each_stretch_of_gradients_once_it_is_final) {
   const int64_t wte = model.layout().wte, n = model.layout().tensors[0].numel();
   EXPECT_NE(std::vector<float>(snapshots[reported.size() - 2].begin() + wte, snapshots[reported.size() - 2].begin() + wte + n),
             std::vector<float>(model.grads.begin() + wte, model.grads.begin() + wte + n));
+}
+
+// The memory estimate's activation count is what the model allocates, for every block option.
+TEST_P(CpuGptGradients, planned_activations_are_what_the_model_holds) {
+  const GptShape& s = GetParam().shape;
+  for (const auto& [B, T] : {std::pair<int64_t, int64_t>{1, 4}, {3, 6}}) {
+    cpu::CpuGpt<float> model(s, B, T);
+    EXPECT_EQ(cpu::planned_activation_floats(s, B, T, omp_get_max_threads()), model.activation_floats());
+  }
 }
 
 TEST(CpuGpt, same_inputs_give_bitwise_same_loss_and_gradients) {

@@ -125,6 +125,43 @@ TEST_F(TrainGpt, generate_prints_the_trainers_sample_and_repeats_for_a_seed) {
   EXPECT_NE(out.find("is not a folder"), std::string::npos) << out;
 }
 
+// The memory estimate printed before the model is allocated is within 20% of
+// the peak resident memory the run then reaches (measured by the kernel:
+// getrusage of the finished process), here about 300 MiB.
+TEST_F(TrainGpt, memory_estimate_is_within_20_percent_of_the_measured_peak) {
+  std::string out;
+  const std::string run = kBuildDir + "/train_gpt --config " + tiny_config(dir_, "a") +
+                          " --set model.vocab_size=50257 --set model.d_model=256 --set model.n_head=4 "
+                          "--set model.n_layer=4 --set model.seq_len=128 --set train.micro_batch=8 "
+                          "--set train.batch_tokens=1024 --set train.steps=2 --set train.eval_tokens=1024 "
+                          "--set model.tied_embeddings=false --set optim.matrix=dion2";
+  ASSERT_EQ(test::run_command("/usr/bin/python3 -c 'import resource, subprocess, sys; "
+                              "code = subprocess.run(sys.argv[1], shell=True).returncode; "
+                              "print(\"peak_kib\", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+                              "sys.exit(code)' \"" + run + "\"", &out), 0) << out;
+  const size_t estimate_at = out.find("memory per rank, estimated: host "), peak_at = out.find("peak_kib ");
+  ASSERT_NE(estimate_at, std::string::npos) << out;
+  ASSERT_NE(peak_at, std::string::npos) << out;
+  const double estimate_mib = std::stod(out.substr(estimate_at + 33)), peak_mib = std::stod(out.substr(peak_at + 9)) / 1024;
+  EXPECT_GT(peak_mib, 200) << "too small a run to test the estimate";
+  std::printf("memory: estimated %.0f MiB, measured peak %.0f MiB\n", estimate_mib, peak_mib);
+  EXPECT_NEAR(estimate_mib / peak_mib, 1.0, 0.2) << "estimated " << estimate_mib << " MiB, measured " << peak_mib
+                                                 << " MiB\n" << out;
+}
+
+// A run too big for this machine's memory is refused before anything is
+// allocated, with the estimate and the remedy.
+TEST_F(TrainGpt, a_run_beyond_the_machines_memory_is_refused_before_allocating) {
+  std::string out;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_NE(train(tiny_config(dir_, "a"), "--set model.d_model=65536 --set model.n_layer=512 --set model.n_head=512", &out), 0);
+  EXPECT_NE(out.find("MiB of host memory per rank (host "), std::string::npos) << out;
+  EXPECT_NE(out.find("lower train.micro_batch"), std::string::npos) << out;
+  EXPECT_EQ(out.find("model:"), std::string::npos) << "a model was allocated:\n" << out;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "a/loss.csv"));
+}
+
 TEST_F(TrainGpt, interrupted_by_sigterm_and_resumed_equals_an_uninterrupted_run) {
   std::string out;
   const std::string config = tiny_config(dir_, "whole");

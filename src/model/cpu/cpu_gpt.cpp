@@ -40,6 +40,21 @@ CpuGpt<Real>::CpuGpt(const GptShape& shape, int64_t batch_size, int64_t seq_len)
   d_fc_.resize(N * F), d_act_.resize(N * H), d_attn_scratch_.resize(int64_t(omp_get_max_threads()) * T_ * T_);
 }
 
+int64_t planned_activation_floats(const GptShape& shape, int64_t B, int64_t T, int64_t threads) {
+  const int64_t N = B * T, C = shape.d_model, L = shape.n_layer, H = shape.mlp_hidden;
+  const int64_t NH = shape.n_head, NKV = shape.kv_heads(), hs = shape.head_size(), Vp = shape.padded_vocab;
+  const int64_t W = C + 2 * shape.kv_width(), F = shape.mlp == MlpKind::kSwiglu ? 2 * H : H;
+  const int64_t stats = shape.norm == NormKind::kLayerNorm ? 2 : 1;  // mean (layernorm) and rstd per row
+  return (L + 1) * N * C                                  // residual
+         + L * N * (C + stats)                            // ln1 and its statistics
+         + L * N * W + (shape.qk_norm ? L * N * (NH + NKV) : 0)  // qkv, qk-norm's rstd
+         + L * B * NH * T * T + 2 * L * N * C              // attention probabilities, y, residual_mid
+         + L * N * (C + stats) + L * N * (F + H)          // ln2 and its statistics, fc, act
+         + N * (C + stats) + N * Vp + N                   // lnf, logits, losses
+         + (shape.rope ? T * hs : 0)                      // rope cos, sin
+         + N * (3 * C + W + F + H) + threads * T * T;     // backward scratch
+}
+
 template <typename Real>
 int64_t CpuGpt<Real>::activation_floats() const {
   int64_t n = 0;

@@ -29,7 +29,7 @@ class CpuGpt {
   // [B*T, Vp] of the last forward: probabilities or logits (see forward), until
   // backward overwrites them with the logits' gradient.
   const Real* outputs() const { return logits_.data(); }
-  int64_t activation_floats() const;
+  int64_t activation_floats() const;  // what this model holds: planned_activation_floats(), allocated
 
   std::vector<Real> params, grads;  // flat buffers in layout order
 
@@ -56,6 +56,11 @@ class CpuGpt {
   void norm_backward(Real* dinp, const Real* dout, const Real* inp, int64_t weight, int64_t bias, const Real* mean,
                      const Real* rstd);
 };
+
+// The activations and backward scratch a CpuGpt of `shape` at B x T holds,
+// in Reals, with `threads` OpenMP threads: the constructor's sizes, before any
+// allocation (the trainer's memory estimate).
+int64_t planned_activation_floats(const GptShape& shape, int64_t B, int64_t T, int64_t threads);
 
 extern template class CpuGpt<float>;
 extern template class CpuGpt<double>;

@@ -19,6 +19,7 @@
 #include "model/cuda/cuda_model.h"
 
 #include <algorithm>
+#include <memory>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -51,7 +52,9 @@ class Arena {
     CUDA_CHECK(cudaMalloc(&base_, size_t(bytes_)));
     ((ptrs = reinterpret_cast<Ptrs*>(static_cast<char*>(base_) + reinterpret_cast<intptr_t>(ptrs))), ...);
   }
-  ~Arena() { cudaFree(base_); }
+  ~Arena() {
+    if (base_) cudaFree(base_);
+  }
 
  private:
   void* base_ = nullptr;
@@ -60,7 +63,9 @@ class Arena {
 
 class CudaModel final : public Model {
  public:
-  CudaModel(const GptShape& shape, int64_t B, int64_t T);
+  // With plan_only, the memory plan alone: nothing is allocated or asked of the GPU.
+  CudaModel(const GptShape& shape, int64_t B, int64_t T, bool plan_only = false);
+  int64_t planned_bytes() const { return arena_.bytes() + int64_t(cuda::Matmul::kWorkspaceBytes); }
   Device device() const override { return Device::kCuda; }
   const GptShape& shape() const override { return shape_; }
   const GptLayout& layout() const override { return layout_; }
@@ -91,7 +96,7 @@ class CudaModel final : public Model {
   int64_t B_, T_;
   bool layernorm_;      // else RMSNorm
   bool gelu_epilogue_;  // GELU in cuBLASLt's epilogues: needs H % 8 == 0 (and with it, aligned tensors)
-  cuda::Matmul matmul_;
+  std::unique_ptr<cuda::Matmul> matmul_;  // created once the plan is placed
   Arena arena_;
   std::string memory_plan_;
   // Parameters: fp32 master, their gradients, the bf16 compute copy.
@@ -139,7 +144,7 @@ void check_supported(const GptShape& s) {
                                 std::to_string(hs));
 }
 
-CudaModel::CudaModel(const GptShape& shape, int64_t B, int64_t T)
+CudaModel::CudaModel(const GptShape& shape, int64_t B, int64_t T, bool plan_only)
     : shape_(shape),
       layout_(gpt_layout(shape)),
       B_(B),
@@ -181,6 +186,7 @@ CudaModel::CudaModel(const GptShape& shape, int64_t B, int64_t T)
   bucket_tokens_ = arena_.take<int32_t>(N), bucket_starts_ = arena_.take<int32_t>(N + 1);
   bucket_positions_ = arena_.take<int32_t>(N);
   const int64_t scratch_bytes = arena_.bytes() - param_bytes - activation_bytes;
+  if (plan_only) return;
   size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   if (size_t(arena_.bytes()) > free_bytes)
@@ -194,6 +200,7 @@ CudaModel::CudaModel(const GptShape& shape, int64_t B, int64_t T)
                ln1_mean_, ln1_rstd_, ln2_mean_, ln2_rstd_, lnf_mean_, lnf_rstd_, qk_rstd_, lse_, losses_, mean_loss_,
                rope_cos_, rope_sin_, branch_, d_res_, d_ln_, d_qkv_, d_y_, d_fc_, d_act_, scratch_, norm_partials_,
                norm_, tokens_, targets_, bucket_tokens_, bucket_starts_, bucket_positions_);
+  matmul_ = std::make_unique<cuda::Matmul>();
   CUDA_CHECK(cudaMemset(grads_, 0, P * sizeof(float)));
   if (shape.rope) {  // the CPU backend's tables, so both rotate by the same fp32 angles
     std::vector<float> cos_table(T * hs / 2), sin_table(T * hs / 2);
@@ -249,10 +256,10 @@ void CudaModel::mlp_forward(int64_t l) {
   bf16* fc = fc_ + l * N * F;
   bf16* act = act_ + l * N * H;
   if (gelu_epilogue_) {
-    matmul_.forward(act, fc, ln2_ + l * N * C, w(o.fc_w), w(o.fc_b), int(N), int(C), int(H), 0);
+    matmul_->forward(act, fc, ln2_ + l * N * C, w(o.fc_w), w(o.fc_b), int(N), int(C), int(H), 0);
     return;
   }
-  matmul_.forward(fc, nullptr, ln2_ + l * N * C, w(o.fc_w), w(o.fc_b), int(N), int(C), int(F), 0);
+  matmul_->forward(fc, nullptr, ln2_ + l * N * C, w(o.fc_w), w(o.fc_b), int(N), int(C), int(F), 0);
   switch (shape_.mlp) {
     case MlpKind::kGelu: cuda::gelu_forward(act, fc, N * H, 0); break;
     case MlpKind::kRelu2: cuda::relu2_forward(act, fc, N * H, 0); break;
@@ -267,10 +274,10 @@ void CudaModel::mlp_backward(int64_t l) {
   const BlockOffsets& o = layout_.blocks[l];
   const bf16* fc = fc_ + l * N * F;
   if (gelu_epilogue_) {  // d_fc = (d_res Wproj) * gelu'(fc), in the product's epilogue
-    matmul_.backward_input(d_fc_, d_res_, w(o.proj_w), fc, int(N), int(H), int(C), 0);
+    matmul_->backward_input(d_fc_, d_res_, w(o.proj_w), fc, int(N), int(H), int(C), 0);
     return;
   }
-  matmul_.backward_input(d_act_, d_res_, w(o.proj_w), nullptr, int(N), int(H), int(C), 0);
+  matmul_->backward_input(d_act_, d_res_, w(o.proj_w), nullptr, int(N), int(H), int(C), 0);
   switch (shape_.mlp) {
     case MlpKind::kGelu: cuda::gelu_backward(d_fc_, fc, d_act_, N * H, 0); break;
     case MlpKind::kRelu2: cuda::relu2_backward(d_fc_, fc, d_act_, N * H, 0); break;
@@ -295,7 +302,7 @@ float CudaModel::forward(const int32_t* inputs, const int32_t* targets) {
     const int64_t nc = int64_t(l) * N * C;
     bf16* qkv = qkv_ + int64_t(l) * N * W;
     bf16* y = attn_y_ + nc;
-    matmul_.forward(qkv, nullptr, ln1_ + nc, w(o.qkv_w), w(o.qkv_b), N, C, W, 0);
+    matmul_->forward(qkv, nullptr, ln1_ + nc, w(o.qkv_w), w(o.qkv_b), N, C, W, 0);
     // qk-norm before the rotation, which the attention kernels apply as they read q and k (the CPU model
     // rotates first; both orders are the same function): qk-norm has no weights, it divides a head by its
     // own rms, and the rotation R keeps each pair's length, so the head's rms, hence
@@ -304,11 +311,11 @@ float CudaModel::forward(const int32_t* inputs, const int32_t* targets) {
     if (shape_.qk_norm)  // q and k heads are contiguous: NH + NKV heads from the row start
       cuda::head_rmsnorm_forward(qkv, qk_rstd_ + int64_t(l) * N * (NH + NKV), N, NH + NKV, hs, W, 0);
     cuda::attention_forward(y, lse_ + int64_t(l) * B * NH * T, qkv, rope_cos(), rope_sin(), B, T, NH, NKV, hs, 0);
-    matmul_.forward(branch_, nullptr, y, w(o.attn_out_w), w(o.attn_out_b), N, C, C, 0);
+    matmul_->forward(branch_, nullptr, y, w(o.attn_out_w), w(o.attn_out_b), N, C, C, 0);
     residual_norm_forward(mid_ + nc, ln2_ + nc, stat(ln2_mean_, l), ln2_rstd_ + int64_t(l) * N, residual_ + nc,
                           o.ln2_w, o.ln2_b);
     mlp_forward(l);
-    matmul_.forward(branch_, nullptr, act_ + int64_t(l) * N * H, w(o.proj_w), w(o.proj_b), N, H, C, 0);
+    matmul_->forward(branch_, nullptr, act_ + int64_t(l) * N * H, w(o.proj_w), w(o.proj_b), N, H, C, 0);
     // x_{l+1} = mid + branch, normalized by the next layer's ln1 or by the final norm.
     if (l + 1 < L)
       residual_norm_forward(residual_ + nc + int64_t(N) * C, ln1_ + nc + int64_t(N) * C, stat(ln1_mean_, l + 1),
@@ -318,7 +325,7 @@ float CudaModel::forward(const int32_t* inputs, const int32_t* targets) {
       residual_norm_forward(residual_ + nc + int64_t(N) * C, lnf_, stat(lnf_mean_, 0), lnf_rstd_, mid_ + nc,
                             layout_.lnf_w, layout_.lnf_b);
   }
-  matmul_.forward(logits_, nullptr, lnf_, w(layout_.head_w), nullptr, N, C, Vp, 0);
+  matmul_->forward(logits_, nullptr, lnf_, w(layout_.head_w), nullptr, N, C, Vp, 0);
   if (!targets) return 0;
   cuda::fused_classifier(logits_, losses_, targets_, 0.0f, N, V, Vp, false, 0);
   cuda::mean_of(mean_loss_, losses_, N, 0);
@@ -337,8 +344,8 @@ void CudaModel::backward(float loss_scale, const GradientsReady& ready) {
 
   // Head: the logits become their gradient (loss_scale / N) * (softmax - onehot).
   cuda::fused_classifier(logits_, losses_, targets_, loss_scale / float(N), N, V, Vp, true, 0);
-  matmul_.backward_input(d_ln_, logits_, w(layout_.head_w), nullptr, N, C, Vp, 0);
-  matmul_.backward_weight(g(layout_.head_w), logits_, lnf_, N, C, Vp, 0);
+  matmul_->backward_input(d_ln_, logits_, w(layout_.head_w), nullptr, N, C, Vp, 0);
+  matmul_->backward_weight(g(layout_.head_w), logits_, lnf_, N, C, Vp, 0);
   CUDA_CHECK(cudaMemsetAsync(d_res_, 0, int64_t(N) * C * sizeof(bf16), 0));
   norm_backward(d_ln_, residual_ + int64_t(L) * N * C, layout_.lnf_w, layout_.lnf_b, stat(lnf_mean_, 0), lnf_rstd_);
   if (ready) ready(layout_.block_starts[L]);  // final once the kernels queued so far are done
@@ -349,22 +356,22 @@ void CudaModel::backward(float loss_scale, const GradientsReady& ready) {
     const bf16* qkv = qkv_ + int64_t(l) * N * W;
     // MLP.
     mlp_backward(l);
-    matmul_.backward_weight(g(o.proj_w), d_res_, act_ + int64_t(l) * N * H, N, H, C, 0);
+    matmul_->backward_weight(g(o.proj_w), d_res_, act_ + int64_t(l) * N * H, N, H, C, 0);
     if (o.proj_b >= 0) cuda::add_column_sums(g(o.proj_b), scratch_, d_res_, N, C, 0);
-    matmul_.backward_input(d_ln_, d_fc_, w(o.fc_w), nullptr, N, C, F, 0);
-    matmul_.backward_weight(g(o.fc_w), d_fc_, ln2_ + nc, N, C, F, 0);
+    matmul_->backward_input(d_ln_, d_fc_, w(o.fc_w), nullptr, N, C, F, 0);
+    matmul_->backward_weight(g(o.fc_w), d_fc_, ln2_ + nc, N, C, F, 0);
     if (o.fc_b >= 0) cuda::add_column_sums(g(o.fc_b), scratch_, d_fc_, N, F, 0);
     norm_backward(d_ln_, mid_ + nc, o.ln2_w, o.ln2_b, stat(ln2_mean_, l), ln2_rstd_ + int64_t(l) * N);
     // Attention (its dq, dk turned back by the kernels), then qk-norm's backward on the unturned q, k.
-    matmul_.backward_input(d_y_, d_res_, w(o.attn_out_w), nullptr, N, C, C, 0);
-    matmul_.backward_weight(g(o.attn_out_w), d_res_, attn_y_ + nc, N, C, C, 0);
+    matmul_->backward_input(d_y_, d_res_, w(o.attn_out_w), nullptr, N, C, C, 0);
+    matmul_->backward_weight(g(o.attn_out_w), d_res_, attn_y_ + nc, N, C, C, 0);
     if (o.attn_out_b >= 0) cuda::add_column_sums(g(o.attn_out_b), scratch_, d_res_, N, C, 0);
     cuda::attention_backward(d_qkv_, scratch_, d_y_, attn_y_ + nc, qkv, rope_cos(), rope_sin(),
                              lse_ + int64_t(l) * B * NH * T, B, T, NH, NKV, hs, 0);
     if (shape_.qk_norm)
       cuda::head_rmsnorm_backward(d_qkv_, qkv, qk_rstd_ + int64_t(l) * N * (NH + NKV), N, NH + NKV, hs, W, 0);
-    matmul_.backward_input(d_ln_, d_qkv_, w(o.qkv_w), nullptr, N, C, W, 0);
-    matmul_.backward_weight(g(o.qkv_w), d_qkv_, ln1_ + nc, N, C, W, 0);
+    matmul_->backward_input(d_ln_, d_qkv_, w(o.qkv_w), nullptr, N, C, W, 0);
+    matmul_->backward_weight(g(o.qkv_w), d_qkv_, ln1_ + nc, N, C, W, 0);
     if (o.qkv_b >= 0) cuda::add_column_sums(g(o.qkv_b), scratch_, d_qkv_, N, W, 0);
     norm_backward(d_ln_, residual_ + nc, o.ln1_w, o.ln1_b, stat(ln1_mean_, l), ln1_rstd_ + int64_t(l) * N);
     if (ready) ready(layout_.block_starts[l]);
@@ -400,6 +407,10 @@ double CudaModel::grad_norm() {
 
 std::unique_ptr<Model> make_cuda_model(const GptShape& shape, int64_t batch_size, int64_t seq_len) {
   return std::make_unique<CudaModel>(shape, batch_size, seq_len);
+}
+
+int64_t cuda_model_bytes(const GptShape& shape, int64_t batch_size, int64_t seq_len) {
+  return CudaModel(shape, batch_size, seq_len, true).planned_bytes();
 }
 
 }  // namespace llmdion

@@ -20,6 +20,7 @@ namespace llmdion::cuda {
 
 class Matmul {
  public:
+  static constexpr size_t kWorkspaceBytes = 32 << 20;  // cuBLASLt's, on the GPU
   Matmul();
   ~Matmul();
   Matmul(const Matmul&) = delete;
@@ -38,7 +39,7 @@ class Matmul {
  private:
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
-  size_t workspace_bytes_ = 32 << 20;
+  size_t workspace_bytes_ = kWorkspaceBytes;
   std::map<std::array<int64_t, 14>, cublasLtMatmulAlgo_t> algos_;  // the heuristic's choice per product kind
 };
 
