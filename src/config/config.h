@@ -22,6 +22,7 @@ struct RunConfig {
   std::string device = "cpu";           // cpu | cuda | auto (cuda when this binary and machine have it)
   std::string resume = "never";         // never | auto: continue from out_dir's last checkpoint
   std::string export_llmc;              // at the end, also write the weights in llm.c's format here
+  std::string export_hf;                // at the end, also write a Hugging Face folder here
 };
 
 // The model. `arch` is a preset of the block's options (norm ... bias below):

@@ -25,6 +25,7 @@
 #include "dist/comm.h"
 #include "dist/gpu_comm.h"
 #include "dist/sharded_optimizer.h"
+#include "model/hf_export.h"
 #include "model/llmc_checkpoint.h"
 #include "model/model.h"
 #include "optim/optimizer.h"
@@ -487,6 +488,13 @@ int run_training(const Config& given, Comm& host_comm) {
     model->copy_params_to_host(host_params);
     write_llmc_checkpoint(config.run.export_llmc, shape, host_params);
     spdlog::info("weights exported in llm.c's format to {}", config.run.export_llmc);
+  }
+  if (!config.run.export_hf.empty() && root) {
+    model->copy_params_to_host(host_params);
+    for (const std::string& gap : write_hf_folder(config.run.export_hf, shape, layout, host_params))
+      spdlog::warn("Hugging Face export: no class holds {}; {}/config.json names no architecture", gap,
+                   config.run.export_hf);
+    spdlog::info("weights exported as a Hugging Face folder to {}", config.run.export_hf);
   }
   // done.yaml marks a finished run (run_summary.h): written last, once the
   // final checkpoint and every output are on disk.

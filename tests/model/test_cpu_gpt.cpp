@@ -10,6 +10,8 @@
 #include "core/rng.h"
 #include "gradient_check.h"
 #include "model/cpu/cpu_gpt.h"
+#include "model/hf_export.h"
+#include "test_util.h"
 
 namespace llmdion {
 namespace {
@@ -182,6 +184,41 @@ TEST_P(CpuGptGradients, planned_activations_are_what_the_model_holds) {
     cpu::CpuGpt<float> model(s, B, T);
     EXPECT_EQ(cpu::planned_activation_floats(s, B, T, omp_get_max_threads()), model.activation_floats());
   }
+}
+
+// The Hugging Face export (model/hf_export.h) read back by an independent
+// float64 implementation of GPT2LMHeadModel / LlamaForCausalLM
+// (hf_reference.py): its logits equal ours. Shapes no class holds (the paper's
+// GPT, qk-norm) are exported with what did not map named in config.json.
+TEST_P(CpuGptGradients, hugging_face_export_reproduces_the_logits) {
+  if (test::run_command("/usr/bin/python3 -c 'import torch, numpy'") != 0) GTEST_SKIP() << "torch is not installed";
+  const GptShape& s = GetParam().shape;
+  const GptLayout layout = gpt_layout(s);
+  cpu::CpuGpt<float> model(s, 1, s.seq_len);
+  const std::vector<float> params = test_params(s, layout, 11);
+  std::copy(params.begin(), params.end(), model.params.begin());
+  const Batch batch = random_batch(s, 1, s.seq_len, 12);
+  model.forward(batch.inputs.data(), nullptr);
+  test::ScratchDir dir;
+  const std::vector<std::string> gaps = write_hf_folder(dir / "hf", s, layout, params);
+  const std::string config = test::read_text(dir / "hf/config.json");
+  if (!gaps.empty()) {
+    EXPECT_NE(config.find("\"llm_dion_not_mapped\": [\"" + gaps[0]), std::string::npos) << config;
+    EXPECT_NE(config.find("\"architectures\": [],"), std::string::npos) << config;
+    return;
+  }
+  std::vector<float> logits;
+  for (int64_t t = 0; t < s.seq_len; t++)
+    logits.insert(logits.end(), model.outputs() + t * s.padded_vocab, model.outputs() + t * s.padded_vocab + s.vocab_size);
+  test::write_text(dir / "tokens.bin", std::string(reinterpret_cast<const char*>(batch.inputs.data()),
+                                                   batch.inputs.size() * sizeof(int32_t)));
+  test::write_text(dir / "logits.bin",
+                   std::string(reinterpret_cast<const char*>(logits.data()), logits.size() * sizeof(float)));
+  std::string out;
+  EXPECT_EQ(test::run_command("/usr/bin/python3 " + test::kSourceDir + "/tests/model/hf_reference.py " + (dir / "hf") +
+                                  " " + (dir / "tokens.bin") + " " + (dir / "logits.bin") + " 1e-4", &out), 0)
+      << out << config;
+  std::printf("%s", out.c_str());
 }
 
 TEST(CpuGpt, same_inputs_give_bitwise_same_loss_and_gradients) {

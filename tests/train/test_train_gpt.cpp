@@ -162,6 +162,28 @@ TEST_F(TrainGpt, a_run_beyond_the_machines_memory_is_refused_before_allocating) 
   EXPECT_FALSE(std::filesystem::exists(dir_ / "a/loss.csv"));
 }
 
+// run.export_hf at the end of a run and build/export_hf on its last checkpoint
+// write the same folder (the layouts themselves: test_cpu_gpt.cpp against an
+// independent reader); the paper's GPT is exported with what does not map named.
+TEST_F(TrainGpt, hugging_face_export_at_the_end_equals_the_converters_from_the_checkpoint) {
+  for (const std::string arch : {"llama", "paper"}) {
+    std::string out;
+    const std::string run = dir_ / arch;
+    ASSERT_EQ(train(tiny_config(dir_, arch), "--set train.steps=3 --set model.arch=" + arch + " --set run.export_hf=" +
+                                                 run + "/hf", &out), 0) << out;
+    ASSERT_EQ(test::run_command(kBuildDir + "/export_hf --checkpoint " + run + "/checkpoints/step_00000003 --out " +
+                                run + "/hf2", &out), 0) << out;
+    for (const char* file : {"config.json", "model.safetensors"})
+      EXPECT_EQ(test::read_text(run + "/hf/" + file), test::read_text(run + "/hf2/" + file)) << arch << " " << file;
+    const std::string config = test::read_text(run + "/hf/config.json");
+    if (arch == "llama") EXPECT_NE(config.find("\"architectures\": [\"LlamaForCausalLM\"]"), std::string::npos) << config;
+    if (arch == "paper") {
+      EXPECT_NE(config.find("qk-norm"), std::string::npos) << config;
+      EXPECT_NE(out.find("no Hugging Face class holds the relu^2 MLP"), std::string::npos) << out;
+    }
+  }
+}
+
 TEST_F(TrainGpt, interrupted_by_sigterm_and_resumed_equals_an_uninterrupted_run) {
   std::string out;
   const std::string config = tiny_config(dir_, "whole");
