@@ -75,7 +75,7 @@ std::vector<float> concat(std::initializer_list<std::vector<float>> parts) {
 // GPT2LMHeadModel (transformers' modeling_gpt2): transformer.wte/wpe, per block
 // ln_1, attn.c_attn (q|k|v fused), attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj as
 // Conv1D ([in, out]), ln_f; the head tied to wte unless tie_word_embeddings is false.
-std::string gpt2_tensors(const GptShape& s, HfWriter& w) {
+std::string gpt2_tensors(const GptShape& s, HfWriter& w, bool loadable) {
   const int64_t C = s.d_model, H = s.mlp_hidden, V = s.vocab_size;
   w.tensors.push_back({"transformer.wte.weight", {V, C}, w.take("wte", V)});
   w.tensors.push_back({"transformer.wpe.weight", {s.seq_len, C}, w.take("wpe")});
@@ -83,30 +83,32 @@ std::string gpt2_tensors(const GptShape& s, HfWriter& w) {
     w.tensors.push_back({theirs + ".weight", {C}, w.scale_or_ones(ours + ".weight", C)});
     w.tensors.push_back({theirs + ".bias", {C}, w.bias_or_zeros(ours + ".bias", C)});
   };
-  const auto conv1d = [&](const std::vector<std::string>& ours, const std::string& theirs, int64_t in, int64_t out) {
+  // Our [out, in] parts stacked on out (q|k|v: 3C wide, less with grouped-query k and v), transposed.
+  const auto conv1d = [&](const std::vector<std::string>& ours, const std::string& theirs, int64_t in) {
     std::vector<float> weight, bias;
     for (const std::string& part : ours) {
       const std::vector<float> p = w.take(part + ".weight"), b = w.bias_or_zeros(part + ".bias", int64_t(p.size()) / in);
       weight.insert(weight.end(), p.begin(), p.end());
       bias.insert(bias.end(), b.begin(), b.end());
     }
+    const int64_t out = int64_t(weight.size()) / in;
     w.tensors.push_back({theirs + ".weight", {in, out}, transpose(weight, out, in)});
     w.tensors.push_back({theirs + ".bias", {out}, bias});
   };
   for (int l = 0; l < s.n_layer; l++) {
     const std::string p = "blocks." + std::to_string(l) + ".", h = "transformer.h." + std::to_string(l) + ".";
     norm(p + "ln1", h + "ln_1");
-    conv1d({p + "attn.q", p + "attn.k", p + "attn.v"}, h + "attn.c_attn", C, 3 * C);
-    conv1d({p + "attn.o"}, h + "attn.c_proj", C, C);
+    conv1d({p + "attn.q", p + "attn.k", p + "attn.v"}, h + "attn.c_attn", C);
+    conv1d({p + "attn.o"}, h + "attn.c_proj", C);
     norm(p + "ln2", h + "ln_2");
-    conv1d({p + "mlp.fc"}, h + "mlp.c_fc", C, H);
-    conv1d({p + "mlp.proj"}, h + "mlp.c_proj", H, C);
+    conv1d({p + "mlp.fc"}, h + "mlp.c_fc", C);
+    conv1d({p + "mlp.proj"}, h + "mlp.c_proj", H);
   }
   norm("lnf", "transformer.ln_f");
   if (!s.tied_embeddings) w.tensors.push_back({"lm_head.weight", {V, C}, w.take("lm_head.weight", V)});
   return fmt::format(R"({{
-  "architectures": ["GPT2LMHeadModel"],
-  "model_type": "gpt2",
+  "architectures": [{}],
+  "model_type": "{}",
   "vocab_size": {},
   "n_positions": {},
   "n_ctx": {},
@@ -124,7 +126,8 @@ std::string gpt2_tensors(const GptShape& s, HfWriter& w) {
   "eos_token_id": 50256,
   "torch_dtype": "float32"
 }}
-)", V, s.seq_len, s.seq_len, C, s.n_layer, s.n_head, H, s.tied_embeddings ? "true" : "false");
+)", loadable ? "\"GPT2LMHeadModel\"" : "", loadable ? "gpt2" : "llm.dion", V, s.seq_len, s.seq_len, C,
+                     s.n_layer, s.n_head, H, s.tied_embeddings ? "true" : "false");
 }
 
 // LlamaForCausalLM (transformers' modeling_llama): model.embed_tokens, per layer
@@ -134,18 +137,23 @@ std::string gpt2_tensors(const GptShape& s, HfWriter& w) {
 std::string llama_tensors(const GptShape& s, HfWriter& w, bool loadable) {
   const int64_t C = s.d_model, H = s.mlp_hidden, V = s.vocab_size, KV = s.kv_width();
   w.tensors.push_back({"model.embed_tokens.weight", {V, C}, w.take("wte", V)});
+  if (!s.rope) w.tensors.push_back({"model.embed_positions.weight", {s.seq_len, C}, w.take("wpe")});  // not Llama's
+  const auto norm = [&](const std::string& ours, const std::string& theirs) {
+    w.tensors.push_back({theirs + ".weight", {C}, w.scale_or_ones(ours + ".weight", C)});
+    if (w.has(ours + ".bias")) w.tensors.push_back({theirs + ".bias", {C}, w.take(ours + ".bias")});  // not Llama's
+  };
   const auto linear = [&](const std::string& ours, const std::string& theirs, int64_t out, int64_t in) {
     w.tensors.push_back({theirs + ".weight", {out, in}, w.take(ours + ".weight")});
     if (s.bias) w.tensors.push_back({theirs + ".bias", {out}, w.take(ours + ".bias")});
   };
   for (int l = 0; l < s.n_layer; l++) {
     const std::string p = "blocks." + std::to_string(l) + ".", h = "model.layers." + std::to_string(l) + ".";
-    w.tensors.push_back({h + "input_layernorm.weight", {C}, w.scale_or_ones(p + "ln1.weight", C)});
+    norm(p + "ln1", h + "input_layernorm");
     linear(p + "attn.q", h + "self_attn.q_proj", C, C);
     linear(p + "attn.k", h + "self_attn.k_proj", KV, C);
     linear(p + "attn.v", h + "self_attn.v_proj", KV, C);
     linear(p + "attn.o", h + "self_attn.o_proj", C, C);
-    w.tensors.push_back({h + "post_attention_layernorm.weight", {C}, w.scale_or_ones(p + "ln2.weight", C)});
+    norm(p + "ln2", h + "post_attention_layernorm");
     if (s.mlp == MlpKind::kSwiglu) {
       linear(p + "mlp.gate", h + "mlp.gate_proj", H, C);
       linear(p + "mlp.up", h + "mlp.up_proj", H, C);
@@ -154,7 +162,7 @@ std::string llama_tensors(const GptShape& s, HfWriter& w, bool loadable) {
     }
     linear(p + "mlp.proj", h + "mlp.down_proj", C, H);
   }
-  w.tensors.push_back({"model.norm.weight", {C}, w.scale_or_ones("lnf.weight", C)});
+  norm("lnf", "model.norm");
   w.tensors.push_back({"lm_head.weight", {V, C}, w.take(s.tied_embeddings ? "wte" : "lm_head.weight", V)});
   return fmt::format(R"({{
   "architectures": [{}],
@@ -204,7 +212,9 @@ std::vector<std::string> write_hf_folder(const std::string& dir, const GptShape&
                                          std::span<const float> params) {
   const std::vector<std::string> gaps = hf_unmapped(s);
   HfWriter writer(s, layout, params);
-  std::string config = s.rope ? llama_tensors(s, writer, gaps.empty()) : gpt2_tensors(s, writer);
+  // GPT-2's names where its block is (gaps aside), Llama's for everything else.
+  const bool gpt2_names = !s.rope && s.mlp != MlpKind::kSwiglu;
+  std::string config = gpt2_names ? gpt2_tensors(s, writer, gaps.empty()) : llama_tensors(s, writer, gaps.empty());
   if (!gaps.empty()) {  // said in config.json too, so the folder explains itself
     std::string list;
     for (const std::string& g : gaps) list += (list.empty() ? "\"" : ", \"") + g + "\"";

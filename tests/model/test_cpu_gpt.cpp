@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "gradient_check.h"
 #include "model/cpu/cpu_gpt.h"
+#include "core/safetensors.h"
 #include "model/hf_export.h"
 #include "test_util.h"
 
@@ -203,6 +204,11 @@ TEST_P(CpuGptGradients, hugging_face_export_reproduces_the_logits) {
   const std::vector<std::string> gaps = write_hf_folder(dir / "hf", s, layout, params);
   const std::string config = test::read_text(dir / "hf/config.json");
   if (!gaps.empty()) {
+    // Every value of ours went out under some name (what a user converting by hand needs).
+    const TensorFile file = read_safetensors(dir / "hf/model.safetensors");
+    int64_t exported = 0;
+    for (const auto& [name, tensor] : file.tensors) exported += int64_t(tensor.values.size());
+    EXPECT_GE(exported, count_trained_params(s, layout)) << config;
     EXPECT_NE(config.find("\"llm_dion_not_mapped\": [\"" + gaps[0]), std::string::npos) << config;
     EXPECT_NE(config.find("\"architectures\": [],"), std::string::npos) << config;
     return;
@@ -219,6 +225,24 @@ TEST_P(CpuGptGradients, hugging_face_export_reproduces_the_logits) {
                                   " " + (dir / "tokens.bin") + " " + (dir / "logits.bin") + " 1e-4", &out), 0)
       << out << config;
   std::printf("%s", out.c_str());
+}
+
+// A block of no Hugging Face class's (learned positions, swiglu, grouped-query
+// attention): every tensor still goes out, the gaps named.
+TEST(CpuGpt, hugging_face_export_of_a_mixed_block_names_what_does_not_map) {
+  GptShape s = tiny_shape(false, true);
+  s.mlp = MlpKind::kSwiglu, s.n_kv_head = 1;
+  const GptLayout layout = gpt_layout(s);
+  test::ScratchDir dir;
+  const std::vector<std::string> gaps = write_hf_folder(dir / "hf", s, layout, test_params(s, layout, 3));
+  ASSERT_EQ(gaps.size(), 2u);
+  const std::string config = test::read_text(dir / "hf/config.json");
+  EXPECT_NE(config.find("a non-gelu MLP with learned positions"), std::string::npos) << config;
+  EXPECT_NE(config.find("grouped-query attention (GPT-2 has none)"), std::string::npos) << config;
+  const TensorFile file = read_safetensors(dir / "hf/model.safetensors");
+  for (const char* name : {"model.embed_positions.weight", "model.layers.1.mlp.gate_proj.weight",
+                           "model.layers.0.input_layernorm.bias", "model.layers.0.self_attn.k_proj.bias"})
+    EXPECT_EQ(file.tensors.count(name), 1u) << name;
 }
 
 TEST(CpuGpt, same_inputs_give_bitwise_same_loss_and_gradients) {
