@@ -272,9 +272,12 @@ int run_training(const Config& given, Comm& host_comm) {
                              "): continue it with --resume, or choose another run.out_dir");
   if (config.run.resume == "auto" && std::filesystem::exists(out_dir + "/done.yaml")) {
     // A finished run: nothing to train if it is this config, an error naming the changes if not.
+    if (!std::filesystem::exists(out_dir + "/config.yaml") && checkpoints.empty())
+      throw std::runtime_error("'" + out_dir + "' holds done.yaml but neither config.yaml nor a checkpoint: "
+                               "remove done.yaml to train there again, or choose another run.out_dir");
     const std::string finished = std::filesystem::exists(out_dir + "/config.yaml")
                                      ? read_text(out_dir + "/config.yaml")
-                                     : read_checkpoint_state(checkpoints.at(0), &shape).config_yaml;
+                                     : read_checkpoint_state(checkpoints.front(), nullptr).config_yaml;
     if (const std::string changed = training_changes(finished, "'" + out_dir + "/config.yaml'", config);
         !changed.empty())
       throw OutDirHoldsAnotherRun("'" + out_dir + "' holds a finished run of another config: " + changed +
@@ -283,10 +286,11 @@ int run_training(const Config& given, Comm& host_comm) {
     spdlog::info("{} holds this run, finished (done.yaml): nothing to train", out_dir);
     return 0;
   }
-  // The newest readable checkpoint must be resumable with this config (the loop below checks the tensors).
+  // The newest readable checkpoint must be resumable with this config, model settings included (the
+  // loop below checks the tensors).
   for (const std::string& folder : config.run.resume == "auto" ? checkpoints : std::vector<std::string>{}) {
     try {
-      check_resumable(read_checkpoint_state(folder, &shape), folder, config, comm);
+      check_resumable(read_checkpoint_state(folder, nullptr), folder, config, comm);
       break;
     } catch (const CheckpointDamaged&) {
     }

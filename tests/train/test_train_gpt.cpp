@@ -394,8 +394,8 @@ TEST_F(TrainGpt, resume_refuses_another_model_shape_seed_optimizer_or_training_s
   EXPECT_EQ(test::read_text(dir_ / "a/loss.csv"), rows);
   // An unfinished run (no done.yaml): its checkpoint decides.
   std::filesystem::remove(dir_ / "a/done.yaml");
-  EXPECT_NE(train(config, "--resume --set model.n_layer=3", &out), 0);
-  EXPECT_NE(out.find("n_layer 2 (config: 3)"), std::string::npos) << out;
+  EXPECT_EQ(train(config, "--resume --set model.n_layer=3", &out), kExitAnotherRun) << out;
+  EXPECT_NE(out.find("the config changed model.n_layer 2 -> 3"), std::string::npos) << out;
   EXPECT_EQ(train(config, "--resume --set run.seed=5", &out), kExitAnotherRun) << out;
   EXPECT_NE(out.find("run.seed"), std::string::npos) << out;
   EXPECT_EQ(train(config, "--resume --set train.batch_tokens=512", &out), kExitAnotherRun) << out;
