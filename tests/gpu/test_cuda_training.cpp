@@ -48,6 +48,7 @@ void follows_the_cpu_run_and_resumes_bit_for_bit(const test::ScratchDir& dir, co
   char last[32];
   std::snprintf(last, sizeof(last), "step_%08d", steps);
   std::filesystem::remove_all(dir / (name + "_gpu/checkpoints/" + last));
+  std::filesystem::remove(dir / (name + "_gpu/done.yaml"));  // an interrupted run: not finished
   ASSERT_EQ(train(config, run + gpu + " --resume", &out), 0) << out;
   EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
   EXPECT_EQ(deterministic_rows(dir / (name + "_gpu/loss.csv")), gpu_rows) << name;
