@@ -24,8 +24,7 @@ struct HfTensor {
 
 class HfWriter {
  public:
-  HfWriter(const GptShape& s, const GptLayout& layout, std::span<const float> params)
-      : s_(s), layout_(layout), params_(params) {}
+  HfWriter(const GptLayout& layout, std::span<const float> params) : layout_(layout), params_(params) {}
 
   // Our tensor by name, its first `rows` rows (the vocabulary without padding).
   std::vector<float> take(const std::string& name, int64_t rows = -1) const {
@@ -53,7 +52,6 @@ class HfWriter {
       if (t.name == name) return t;
     throw std::logic_error("no tensor " + name);
   }
-  const GptShape& s_;
   const GptLayout& layout_;
   std::span<const float> params_;
 };
@@ -63,12 +61,6 @@ std::vector<float> transpose(const std::vector<float>& w, int64_t rows, int64_t 
   std::vector<float> out(w.size());
   for (int64_t r = 0; r < rows; r++)
     for (int64_t c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c];
-  return out;
-}
-
-std::vector<float> concat(std::initializer_list<std::vector<float>> parts) {
-  std::vector<float> out;
-  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
   return out;
 }
 
@@ -211,7 +203,7 @@ std::vector<std::string> hf_unmapped(const GptShape& s) {
 std::vector<std::string> write_hf_folder(const std::string& dir, const GptShape& s, const GptLayout& layout,
                                          std::span<const float> params) {
   const std::vector<std::string> gaps = hf_unmapped(s);
-  HfWriter writer(s, layout, params);
+  HfWriter writer(layout, params);
   // GPT-2's names where its block is (gaps aside), Llama's for everything else.
   const bool gpt2_names = !s.rope && s.mlp != MlpKind::kSwiglu;
   std::string config = gpt2_names ? gpt2_tensors(s, writer, gaps.empty()) : llama_tensors(s, writer, gaps.empty());

@@ -28,8 +28,7 @@ Dion::Dion(const OptimConfig& config, std::vector<MatrixParam> matrices, MatrixO
     : config_(config), matrices_(std::move(matrices)), ops_(ops) {
   int64_t max_p = 0, max_r = 0, max_rank = 0;
   for (const MatrixParam& p : matrices_) {
-    const int64_t r = std::clamp<int64_t>(int64_t(std::ceil(config_.rank_frac * double(std::min(p.rows, p.cols)))), 1,
-                                          std::min(p.rows, p.cols));
+    const int64_t r = dion_rank(config_.rank_frac, p.rows, p.cols);
     rank_.push_back(r);
     momentum_offset_.push_back(momentum_total_), momentum_total_ += p.numel();
     q_offset_.push_back(q_total_), q_total_ += p.cols * r;

@@ -9,6 +9,8 @@
 //   W *= 1 - lr wd;   W -= lr * scale(m, n) * P Q^T
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "config/config.h"
@@ -17,6 +19,11 @@
 #include "optim/optimizer.h"
 
 namespace llmdion {
+
+// The rank r of an m x n matrix's low-rank factors: ceil(rank_frac * min(m, n)), at least 1.
+inline int64_t dion_rank(double rank_frac, int64_t rows, int64_t cols) {
+  return std::clamp<int64_t>(int64_t(std::ceil(rank_frac * double(std::min(rows, cols)))), 1, std::min(rows, cols));
+}
 
 class Dion final : public Optimizer {
  public:
