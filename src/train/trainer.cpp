@@ -221,7 +221,7 @@ std::string read_text(const std::string& path) {
 
 }  // namespace
 
-int run_training(const Config& given, Comm& host_comm) {
+int run_training(const Config& given, Comm& host_comm, const AfterUpdate& after_update) {
   // run.device auto becomes the device this run uses, so that checkpoints and resumes name it.
   Config config = given;
   const Device device = resolve_device(given.run.device);
@@ -426,6 +426,7 @@ int run_training(const Config& given, Comm& host_comm) {
       optimizer->step(model->params(), model->grads(), lr_scale, ++state.update_count);
       model->params_changed(rounding_seed(state.update_count));
       opt_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - opt_start).count();
+      if (after_update) after_update(step, *optimizer, layout);
     } else {
       // Steps skipped so far, over every resume: those without an update.
       const int64_t skipped = step + 1 - state.update_count;

@@ -16,11 +16,13 @@
 //   included; 0 alone). Columns may be appended, never reordered.
 #pragma once
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 
 #include "config/config.h"
 #include "dist/comm.h"
+#include "optim/optimizer.h"
 
 namespace llmdion {
 
@@ -35,7 +37,12 @@ constexpr int kExitAnotherRun = 3;
 // Returns the process exit code. With several ranks (comm), each reads its
 // share of every global batch; gradients and losses are averaged over ranks,
 // so every rank takes the same optimizer step, and rank 0 writes the outputs.
-int run_training(const Config& config, Comm& comm);
+//
+// after_update, when given, is called after each optimizer update with the
+// 0-based step and the optimizer, whose state it may read (a diagnostic such
+// as bench/dion2_decay_probe.cpp); it must not change anything.
+using AfterUpdate = std::function<void(int64_t step, Optimizer& optimizer, const GptLayout& layout)>;
+int run_training(const Config& config, Comm& comm, const AfterUpdate& after_update = {});
 
 // Prints the model, its parameter counts by role and the optimizer of each
 // group to stdout, allocating no model.

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# The Dion2 paper's four claims (section 4) on SOTU, over three seeds:
+#   1. Muon beats AdamW;
+#   2. Dion2's loss degrades gently as alpha shrinks (0.5, 0.25, 0.125);
+#   3. l1 and random selection are about equal;
+#   4. the selective decay M[K] *= mu is essential: the full decay M *= mu
+#      "leads to significantly higher loss" (Figure 4).
+# Base: configs/sotu_dion2.yaml (GPT-2, 4 layers, d_model 128, 1024 tokens a
+# step), one OpenMP thread a run, --jobs runs at once (default 2).
+#
+#   bash bench/paper_claims.sh [OUT_DIR] [--phase pilot|lr|probe|study|table|all] [--jobs N]
+#
+# Phases (all: lr, probe, study, table; the pilot is run on its own):
+#   pilot  Dion2 l1 alpha 0.125, selective against full decay, seed 1337,
+#          1800 steps (0.93 of an epoch of SOTU's 1.98M training tokens): where
+#          the two rules part, to choose the study's budget (STUDY_STEPS).
+#   lr     each optimizer's lr from a sweep at half the study's budget, seed
+#          1337: AdamW, Muon and Dion2 (l1, alpha 0.25, selective); the lowest
+#          final val loss wins (OUT_DIR/lr/chosen_lr). Every Dion2 variant takes
+#          Dion2's lr, as in the paper (one lr over alpha, selection and decay).
+#   probe  why the decay rules differ or not (bench/dion2_decay_probe.cpp): how
+#          long slices go unselected and how large M grows, in five of the
+#          study's seed-1337 runs (l1 at alpha 0.25 and 0.125 under each rule,
+#          random selection at 0.125), made by the probe instead of train_gpt
+#          (the same training: the study then skips them).
+#   study  9 optimizers x seeds 1337 1338 1339 at STUDY_STEPS.
+#   table  OUT_DIR/paper_claims.{md,png} (bench/paper_claims.py): mean, standard
+#          deviation and per-seed final val loss, and the differences the
+#          claims rest on, against their seed spread.
+# Every phase is resumable: finished runs are skipped, interrupted ones resumed
+# (scripts/sweep_lib.sh); bench/results/paper_claims_sotu_cpu.md holds a result.
+set -euo pipefail
+
+out=out/paper_claims
+phase=all
+jobs=2
+while [ $# -gt 0 ]; do
+  case $1 in
+    --phase) phase=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    -*) echo "paper_claims: unknown option '$1'" >&2; exit 2 ;;
+    *) out=$1; shift ;;
+  esac
+done
+case $phase in pilot | lr | probe | study | table | all) ;; *) echo "paper_claims: unknown phase '$phase'" >&2; exit 2 ;; esac
+case $jobs in '' | *[!0-9]* | 0) echo "paper_claims: --jobs must be a positive integer, got '$jobs'" >&2; exit 2 ;; esac
+
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/sweep_lib.sh"
+base=$sweep_root/configs/sotu_dion2.yaml
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
+STUDY_STEPS=1200
+SEEDS=(1337 1338 1339)
+ADAMW_LRS=(1e-3 2e-3 4e-3 8e-3)
+MUON_LRS=(0.01 0.02 0.04 0.08)
+DION2_LRS=(0.01 0.02 0.04 0.08)
+
+# run_all FUNCTION: FUNCTION NAME SETTINGS... for each run queued in
+# names/settings (settings[i]: the overrides of names[i], space-separated),
+# `jobs` at a time.
+names=()
+settings=()
+queue() { names+=("$1"); shift; settings+=("$*"); }
+run_all() {
+  local queue_file=$sweep_out/.queue
+  echo 0 > "$queue_file"
+  local worker pids=()
+  for ((worker = 0; worker < jobs; worker++)); do
+    (
+      while true; do
+        i=$(flock "$queue_file" bash -c 'i=$(cat "$1"); echo $((i + 1)) > "$1"; echo "$i"' _ "$queue_file")
+        [ "$i" -lt "${#names[@]}" ] || exit 0
+        # shellcheck disable=SC2086  # settings are key=value words
+        "$1" "${names[i]}" ${settings[i]}
+      done
+    ) &
+    pids+=($!)
+  done
+  local failed=0
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  rm -f "$queue_file"
+  [ $failed -eq 0 ] || { echo "paper_claims: a run failed (above)" >&2; exit 1; }
+  sweep_runs=("${names[@]}")
+  names=()
+  settings=()
+}
+
+common="train.eval_every=100 train.ckpt_every=200"
+
+if [ "$phase" = pilot ]; then
+  sweep_begin pilot "$base" "$out/pilot"
+  for decay in selective full; do
+    queue "dion2_l1_alpha0.125_${decay}" $common train.steps=1800 optim.matrix=dion2 optim.alpha=0.125 \
+      optim.decay=$decay
+  done
+  run_all run_variant
+  sweep_end "Pilot: Dion2 l1 alpha 0.125, selective vs full decay, 1800 steps"
+  exit 0
+fi
+
+if [ "$phase" = lr ] || [ "$phase" = all ]; then
+  sweep_begin lr "$base" "$out/lr"
+  lr_steps=$((STUDY_STEPS / 2))
+  for lr in "${ADAMW_LRS[@]}"; do
+    queue "adamw_lr$lr" $common train.steps=$lr_steps optim.matrix=adamw optim.lr=$lr optim.weight_decay=0.1
+  done
+  for lr in "${MUON_LRS[@]}"; do queue "muon_lr$lr" $common train.steps=$lr_steps optim.matrix=muon optim.lr=$lr; done
+  for lr in "${DION2_LRS[@]}"; do
+    queue "dion2_lr$lr" $common train.steps=$lr_steps optim.matrix=dion2 optim.alpha=0.25 optim.lr=$lr
+  done
+  run_all run_variant
+  sweep_end "lr sweep: $lr_steps steps, seed 1337"
+  # The lowest final val loss of each optimizer (results.py's CSV: run, ..., val_loss).
+  /usr/bin/python3 - "$out/lr/lr.csv" > "$out/lr/chosen_lr" <<'EOF'
+import csv, sys
+best = {}
+for row in csv.DictReader(open(sys.argv[1])):
+    family, lr = row["run"].rsplit("_lr", 1)
+    if row["val_loss"] and (family not in best or float(row["val_loss"]) < best[family][1]):
+        best[family] = (lr, float(row["val_loss"]))
+for family, (lr, loss) in sorted(best.items()):
+    print(family, lr, loss)
+EOF
+  echo "paper_claims: chosen lr (optimizer lr final-val-loss):"
+  cat "$out/lr/chosen_lr"
+fi
+
+chosen_lr() {
+  local lr
+  lr=$(awk -v f="$1" '$1 == f { print $2 }' "$out/lr/chosen_lr" 2> /dev/null)
+  [ -n "$lr" ] || { echo "paper_claims: no lr chosen for $1 in $out/lr/chosen_lr: run --phase lr first" >&2; exit 1; }
+  echo "$lr"
+}
+
+# The study's runs of one seed: queue NAME SETTINGS... for each.
+queue_seed() {
+  local seed=$1 s="$common train.steps=$STUDY_STEPS run.seed=$1"
+  queue "adamw_seed$seed" $s optim.matrix=adamw optim.lr=$adamw_lr optim.weight_decay=0.1
+  queue "muon_seed$seed" $s optim.matrix=muon optim.lr=$muon_lr
+  for alpha in 0.5 0.25 0.125; do
+    queue "dion2_l1_alpha${alpha}_seed$seed" $s optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=$alpha
+  done
+  for alpha in 0.25 0.125; do
+    queue "dion2_random_alpha${alpha}_seed$seed" $s optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=$alpha \
+      optim.select=random
+    queue "dion2_l1_alpha${alpha}_full_decay_seed$seed" $s optim.matrix=dion2 optim.lr=$dion2_lr \
+      optim.alpha=$alpha optim.decay=full
+  done
+}
+
+# run_probe NAME SETTINGS...: the study's run NAME made by bench/dion2_decay_probe
+# (the same training, so the study skips it), its statistics in the run's
+# selection_probe.csv (there once the run has finished: a probe run is never
+# resumed, so an unfinished one starts over).
+run_probe() {
+  local run=$1 dir=$out/study/$1
+  shift
+  if [ -f "$dir/selection_probe.csv" ]; then
+    echo "probe: $run is complete, skipped"
+    return
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  echo "probe: running $run ($*)"
+  local args=(--config "$base" --set "run.out_dir=$dir" --csv "$dir/selection_probe.csv" --every 20)
+  for o in "$@"; do args+=(--set "$o"); done
+  "$sweep_root/build/dion2_decay_probe" "${args[@]}" > "$out/study/$run.out" 2>&1 ||
+    { echo "probe: $run failed; the end of $out/study/$run.out:" >&2; tail -n 5 "$out/study/$run.out" >&2; exit 1; }
+}
+
+if [ "$phase" = probe ] || [ "$phase" = study ] || [ "$phase" = all ]; then
+  adamw_lr=$(chosen_lr adamw)
+  muon_lr=$(chosen_lr muon)
+  dion2_lr=$(chosen_lr dion2)
+fi
+
+if [ "$phase" = probe ] || [ "$phase" = all ]; then
+  [ -x "$sweep_root/build/dion2_decay_probe" ] ||
+    { echo "paper_claims: build/dion2_decay_probe is missing: build the project (scripts/setup.sh)" >&2; exit 2; }
+  mkdir -p "$out/study"
+  sweep_out=$out/study
+  queue_seed 1337
+  all_names=("${names[@]}") all_settings=("${settings[@]}")
+  names=() settings=()
+  for i in "${!all_names[@]}"; do
+    case ${all_names[i]} in
+      dion2_l1_alpha0.25_seed* | dion2_l1_alpha0.125_seed* | dion2_*full_decay* | dion2_random_alpha0.125*)
+        names+=("${all_names[i]}") settings+=("${all_settings[i]}") ;;
+    esac
+  done
+  run_all run_probe
+fi
+
+if [ "$phase" = study ] || [ "$phase" = all ]; then
+  sweep_begin study "$base" "$out/study"
+  for seed in "${SEEDS[@]}"; do queue_seed "$seed"; done
+  run_all run_variant
+fi
+
+if [ "$phase" = table ] || [ "$phase" = all ]; then
+  /usr/bin/python3 "$sweep_root/bench/paper_claims.py" "$out/study" -o "$out/paper_claims"
+fi
