@@ -22,7 +22,9 @@
 #          long slices go unselected and how large M grows, in five of the
 #          study's seed-1337 runs (l1 at alpha 0.25 and 0.125 under each rule,
 #          random selection at 0.125), made by the probe instead of train_gpt
-#          (the same training: the study then skips them).
+#          (the same training: the study then skips them); and three runs
+#          beyond the study: l1 at alpha 0.0625 under each rule, random
+#          selection at 0.125 with the full decay.
 #   study  9 optimizers x seeds 1337 1338 1339 at STUDY_STEPS.
 #   table  OUT_DIR/paper_claims.{md,png} (bench/paper_claims.py): mean, standard
 #          deviation and per-seed final val loss, and the differences the
@@ -188,6 +190,13 @@ if [ "$phase" = probe ] || [ "$phase" = all ]; then
         names+=("${all_names[i]}") settings+=("${all_settings[i]}") ;;
     esac
   done
+  # Beyond the study, on one seed: a smaller alpha (slices wait longer between
+  # selections) under each rule, and the full decay with random selection
+  # (error feedback without l1's preference for large slices).
+  s="$common train.steps=$STUDY_STEPS run.seed=1337 optim.matrix=dion2 optim.lr=$dion2_lr"
+  queue dion2_l1_alpha0.0625_seed1337 $s optim.alpha=0.0625
+  queue dion2_l1_alpha0.0625_full_decay_seed1337 $s optim.alpha=0.0625 optim.decay=full
+  queue dion2_random_alpha0.125_full_decay_seed1337 $s optim.alpha=0.125 optim.select=random optim.decay=full
   run_all run_probe
 fi
 
