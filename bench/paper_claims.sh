@@ -16,7 +16,8 @@
 #          the two rules part, to choose the study's budget (STUDY_STEPS).
 #   lr     each optimizer's lr from a sweep at half the study's budget, seed
 #          1337: AdamW, Muon and Dion2 (l1, alpha 0.25, selective); the lowest
-#          final val loss wins (OUT_DIR/lr/chosen_lr). Every Dion2 variant takes
+#          final val loss wins (OUT_DIR/lr/chosen_lr), and a winner at the edge
+#          of its grid extends the grid past it. Every Dion2 variant takes
 #          Dion2's lr, as in the paper (one lr over alpha, selection and decay).
 #   probe  why the decay rules differ or not (bench/dion2_decay_probe.cpp): how
 #          long slices go unselected and how large M grows, in five of the
@@ -103,27 +104,44 @@ fi
 if [ "$phase" = lr ] || [ "$phase" = all ]; then
   sweep_begin lr "$base" "$out/lr"
   lr_steps=$((STUDY_STEPS / 2))
-  for lr in "${ADAMW_LRS[@]}"; do
-    queue "adamw_lr$lr" $common train.steps=$lr_steps optim.matrix=adamw optim.lr=$lr optim.weight_decay=0.1
-  done
-  for lr in "${MUON_LRS[@]}"; do queue "muon_lr$lr" $common train.steps=$lr_steps optim.matrix=muon optim.lr=$lr; done
-  for lr in "${DION2_LRS[@]}"; do
-    queue "dion2_lr$lr" $common train.steps=$lr_steps optim.matrix=dion2 optim.alpha=0.25 optim.lr=$lr
-  done
-  run_all run_variant
-  sweep_end "lr sweep: $lr_steps steps, seed 1337"
-  # The lowest final val loss of each optimizer (results.py's CSV: run, ..., val_loss).
-  /usr/bin/python3 - "$out/lr/lr.csv" > "$out/lr/chosen_lr" <<'EOF'
+  declare -A lrs=([adamw]="${ADAMW_LRS[*]}" [muon]="${MUON_LRS[*]}" [dion2]="${DION2_LRS[*]}")
+  declare -A family_settings=([adamw]="optim.matrix=adamw optim.weight_decay=0.1" [muon]="optim.matrix=muon"
+                              [dion2]="optim.matrix=dion2 optim.alpha=0.25")
+  # The grid, then one more lr beyond whichever edge wins (half the lowest, twice
+  # the highest) until every optimizer's best lr has a worse one on each side.
+  for round in 1 2 3 4; do
+    for family in adamw muon dion2; do
+      for lr in ${lrs[$family]}; do
+        queue "${family}_lr$lr" $common train.steps=$lr_steps ${family_settings[$family]} optim.lr=$lr
+      done
+    done
+    run_all run_variant
+    /usr/bin/python3 "$sweep_root/scripts/results.py" "$out/lr" -o "$out/lr/lr" > /dev/null
+    # optimizer, lr, final val loss, and which edge of its grid it is at (results.py's CSV).
+    /usr/bin/python3 - "$out/lr/lr.csv" > "$out/lr/chosen_lr" <<'EOF'
 import csv, sys
-best = {}
+tried = {}
 for row in csv.DictReader(open(sys.argv[1])):
     family, lr = row["run"].rsplit("_lr", 1)
-    if row["val_loss"] and (family not in best or float(row["val_loss"]) < best[family][1]):
-        best[family] = (lr, float(row["val_loss"]))
-for family, (lr, loss) in sorted(best.items()):
-    print(family, lr, loss)
+    if row["val_loss"]:
+        tried.setdefault(family, []).append((float(lr), lr, float(row["val_loss"])))
+for family, runs in sorted(tried.items()):
+    runs.sort()
+    best = min(runs, key=lambda r: r[2])
+    edge = "lower" if best is runs[0] else "upper" if best is runs[-1] else "inside"
+    print(family, best[1], best[2], edge)
 EOF
-  echo "paper_claims: chosen lr (optimizer lr final-val-loss):"
+    extended=0
+    while read -r family lr _ edge; do
+      case $edge in
+        lower) lrs[$family]+=" $(awk -v x="$lr" 'BEGIN { print x / 2 }')"; extended=1 ;;
+        upper) lrs[$family]+=" $(awk -v x="$lr" 'BEGIN { print x * 2 }')"; extended=1 ;;
+      esac
+    done < "$out/lr/chosen_lr"
+    [ $extended -eq 1 ] || break
+  done
+  sweep_end "lr sweep: $lr_steps steps, seed 1337"
+  echo "paper_claims: chosen lr (optimizer, lr, final val loss, where in its grid):"
   cat "$out/lr/chosen_lr"
 fi
 
