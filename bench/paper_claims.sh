@@ -52,6 +52,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/sweep_lib.sh"
 base=$sweep_root/configs/sotu_dion2.yaml
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
+# The study's budget, from the pilot (bench/results/paper_claims_sotu_cpu.md):
+# the rules' gap holds its sign from step 100 to 1800, and by step 977 every
+# seed's data order has reached both of SOTU's training shards.
 STUDY_STEPS=1200
 SEEDS=(1337 1338 1339)
 ADAMW_LRS=(1e-3 2e-3 4e-3 8e-3)
