@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/device.h"
 #include "dist/comm.h"
 #include "train/logging.h"
 #include "train/trainer.h"
@@ -75,6 +76,8 @@ int main(int argc, char** argv) {
     if (config.optim.matrix != "dion2")
       throw std::runtime_error("optim.matrix is '" + config.optim.matrix + "': the probe follows Dion2");
     if (comm->world_size() != 1) throw std::runtime_error("the probe runs on one rank");
+    if (resolve_device(config.run.device) != Device::kCpu)
+      throw std::runtime_error("the probe reads the momentum on the host: run.device must be cpu");
     std::filesystem::create_directories(config.run.out_dir);
     setup_logging(0, config.run.out_dir);
     const std::string csv_temp = csv_path + ".tmp";
@@ -105,7 +108,10 @@ int main(int argc, char** argv) {
 
       int64_t slices = 0, never = 0, idle_max = 0;
       double idle_sum = 0, m_squares = 0, m_count = 0, norm_ratio_max = 0;
-      const std::span<float> momentum = optimizer.state()[0].data;  // dion2.momentum (CPU memory)
+      const OptimizerState momentum_state = optimizer.state()[0];
+      if (momentum_state.name != "dion2.momentum")
+        throw std::runtime_error("the optimizer's first state is '" + momentum_state.name + "', not dion2.momentum");
+      const std::span<float> momentum = momentum_state.data;  // on the host: the CPU backend
       for (const MatrixSlices& m : matrices) {
         const bool by_rows = optimizer.changed_slices(m.offset)->dim == SliceDim::kRows;
         std::vector<double> norms(m.last_selected.size(), 0.0);
