@@ -6,7 +6,8 @@ the differences the Dion2 paper's four claims rest on.
 
 Runs are the folders below STUDY holding loss.csv, named <optimizer>_seed<N>;
 a run without done.yaml is unfinished, listed and left out. Writes OUT.md and
-OUT.png and prints the markdown. Runs made by bench/dion2_decay_probe (their
+OUT.png and prints the markdown. --choose-lr LR_CSV picks each optimizer's lr
+from the lr sweep's runs instead (choose_lr). Runs made by bench/dion2_decay_probe (their
 selection_probe.csv) also go into a table of their selection statistics and
 OUT_probe.png.
 
@@ -92,11 +93,50 @@ def fmt_sd(sd, digits=4):
     return "-" if sd is None else f"{sd:.{digits}f}"
 
 
+def choose_lr(lr_csv):
+    """The lr sweep's choice: per optimizer (runs <optimizer>_lr<lr> in results.py's
+    CSV), the lr of the lowest final val loss and where it lies in the grid tried
+    (lower, upper or inside), printed as 'optimizer lr loss place' lines; the
+    final val loss against lr beside the CSV (<name>_choice.png)."""
+    tried = {}
+    with open(lr_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            family, _, lr = row["run"].rpartition("_lr")
+            if family and row["val_loss"]:
+                tried.setdefault(family, []).append((float(lr), lr, float(row["val_loss"])))
+    if not tried:
+        sys.exit(f"paper_claims: no finished <optimizer>_lr<lr> run in {lr_csv}")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for family, runs in sorted(tried.items()):
+        runs.sort()
+        best = min(runs, key=lambda r: r[2])
+        place = "lower" if best is runs[0] else "upper" if best is runs[-1] else "inside"
+        print(family, best[1], best[2], place)
+        line = ax.plot([r[0] for r in runs], [r[2] for r in runs], marker="o", label=family)[0]
+        ax.plot([best[0]], [best[2]], marker="*", markersize=14, color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("lr (the matrices'; embeddings, head and norms: AdamW 2e-3)")
+    ax.set_ylabel("final val loss")
+    ax.set_title("lr sweep (star: chosen)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = os.path.splitext(lr_csv)[0] + "_choice.png"
+    fig.savefig(path + ".tmp.png", dpi=110)
+    os.replace(path + ".tmp.png", path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", help="the folder holding the runs (<optimizer>_seed<N>)")
+    parser.add_argument("study", nargs="?", help="the folder holding the runs (<optimizer>_seed<N>)")
     parser.add_argument("-o", "--out", help="OUT.md and OUT.png (default: STUDY/paper_claims)")
+    parser.add_argument("--choose-lr", metavar="LR_CSV", help="print the lr sweep's choice instead (see choose_lr)")
     args = parser.parse_args()
+    if args.choose_lr:
+        choose_lr(args.choose_lr)
+        return
+    if not args.study:
+        parser.error("give the study's folder (or --choose-lr LR_CSV)")
     out = args.out or os.path.join(args.study, "paper_claims")
     runs, unfinished = find_runs(args.study)
     if not runs:

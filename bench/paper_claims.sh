@@ -120,20 +120,7 @@ if [ "$phase" = lr ] || [ "$phase" = all ]; then
     done
     run_all run_variant
     /usr/bin/python3 "$sweep_root/scripts/results.py" "$out/lr" -o "$out/lr/lr" > /dev/null
-    # optimizer, lr, final val loss, and which edge of its grid it is at (results.py's CSV).
-    /usr/bin/python3 - "$out/lr/lr.csv" > "$out/lr/chosen_lr" <<'EOF'
-import csv, sys
-tried = {}
-for row in csv.DictReader(open(sys.argv[1])):
-    family, lr = row["run"].rsplit("_lr", 1)
-    if row["val_loss"]:
-        tried.setdefault(family, []).append((float(lr), lr, float(row["val_loss"])))
-for family, runs in sorted(tried.items()):
-    runs.sort()
-    best = min(runs, key=lambda r: r[2])
-    edge = "lower" if best is runs[0] else "upper" if best is runs[-1] else "inside"
-    print(family, best[1], best[2], edge)
-EOF
+    /usr/bin/python3 "$sweep_root/bench/paper_claims.py" --choose-lr "$out/lr/lr.csv" > "$out/lr/chosen_lr"
     extended=0
     while read -r family lr _ edge; do
       case $edge in
@@ -144,7 +131,7 @@ EOF
     [ $extended -eq 1 ] || break
   done
   sweep_end "lr sweep: $lr_steps steps, seed 1337"
-  echo "paper_claims: chosen lr (optimizer, lr, final val loss, where in its grid):"
+  echo "paper_claims: chosen lr (optimizer, lr, final val loss, where in its grid; $out/lr/lr_choice.png):"
   cat "$out/lr/chosen_lr"
 fi
 

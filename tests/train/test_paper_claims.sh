@@ -2,7 +2,7 @@
 # bench/paper_claims.py over runs made by hand: each optimizer's mean and sample
 # sd over seeds, the per-seed values, and the paired differences with their 95%
 # t interval, recomputed here from the definitions (Python's statistics module,
-# the t table); unfinished runs are listed and left out.
+# the t table); unfinished runs are listed and left out; the lr sweep's choice.
 #   bash tests/train/test_paper_claims.sh ROOT
 set -euo pipefail
 root=$(cd "$1" && pwd)
@@ -67,7 +67,16 @@ if "Unfinished, left out: dion2_l1_alpha0.25_seed3." not in md:
 if "Steps per run: 20." not in md:
     fail("steps")
 EOF
+# The lr choice: each optimizer's lowest final val loss, and where it lies in its grid.
+printf 'run,optim.lr,val_loss\na_lr0.01,0.01,5.0\na_lr0.02,0.02,4.9\na_lr0.04,0.04,5.1\nb_lr2e-3,2e-3,3.1\n%s\n' \
+  'b_lr1e-3,1e-3,3.0' > "$dir/lr.csv"
+printf 'c_lr0.1,0.1,2.0\nc_lr0.2,0.2,1.5\nc_lr0.3,0.3,\n' >> "$dir/lr.csv"  # c_lr0.3: unfinished
+/usr/bin/python3 "$root/bench/paper_claims.py" --choose-lr "$dir/lr.csv" > "$dir/chosen" 2>&1 ||
+  fail "--choose-lr failed: $(cat "$dir/chosen")"
+[ "$(cat "$dir/chosen")" = "$(printf 'a 0.02 4.9 inside\nb 1e-3 3.0 lower\nc 0.2 1.5 upper')" ] ||
+  fail "lr choice: $(cat "$dir/chosen")"
+[ -s "$dir/lr_choice.png" ] || fail "no lr figure"
 mkdir "$dir/empty"
 if /usr/bin/python3 "$root/bench/paper_claims.py" "$dir/empty" > "$dir/log" 2>&1; then fail "no runs accepted"; fi
 grep -q "no finished run" "$dir/log" || fail "no runs: $(cat "$dir/log")"
-echo "paper_claims.py: means, sds, paired intervals and unfinished runs as defined"
+echo "paper_claims.py: means, sds, paired intervals, unfinished runs and the lr choice as defined"
