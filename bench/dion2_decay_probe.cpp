@@ -10,7 +10,7 @@
 //                        for a slice never selected), mean and max over slices
 //   gap_mean, gap_p90, gap_max
 //                        the gaps g between a slice's consecutive selections
-//                        (the first: steps since the start) ending in the rows's
+//                        (the first: steps since the start) ending in the row's
 //                        window of --every steps
 //   full_decay_keeps     mean over those gaps of (1/g) sum_{j<g} mu^j: the share of
 //                        the gradients added over a gap that M *= mu every step
@@ -27,7 +27,6 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>

@@ -57,9 +57,10 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 # seed's data order has reached both of SOTU's training shards.
 STUDY_STEPS=1200
 SEEDS=(1337 1338 1339)
-ADAMW_LRS=(1e-3 2e-3 4e-3 8e-3)
-MUON_LRS=(0.01 0.02 0.04 0.08)
-DION2_LRS=(0.01 0.02 0.04 0.08)
+# The lr phase's first grid of each optimizer, and the settings that make it that optimizer.
+declare -A lrs=([adamw]="1e-3 2e-3 4e-3 8e-3" [muon]="0.01 0.02 0.04 0.08" [dion2]="0.01 0.02 0.04 0.08")
+declare -A family_settings=([adamw]="optim.matrix=adamw optim.weight_decay=0.1" [muon]="optim.matrix=muon"
+                            [dion2]="optim.matrix=dion2 optim.alpha=0.25")
 
 # run_all FUNCTION: FUNCTION NAME SETTINGS... for each run queued in
 # names/settings (settings[i]: the overrides of names[i], space-separated),
@@ -107,12 +108,9 @@ fi
 if [ "$phase" = lr ] || [ "$phase" = all ]; then
   sweep_begin lr "$base" "$out/lr"
   lr_steps=$((STUDY_STEPS / 2))
-  declare -A lrs=([adamw]="${ADAMW_LRS[*]}" [muon]="${MUON_LRS[*]}" [dion2]="${DION2_LRS[*]}")
-  declare -A family_settings=([adamw]="optim.matrix=adamw optim.weight_decay=0.1" [muon]="optim.matrix=muon"
-                              [dion2]="optim.matrix=dion2 optim.alpha=0.25")
   # The grid, then one more lr beyond whichever edge wins (half the lowest, twice
   # the highest) until every optimizer's best lr has a worse one on each side.
-  for round in 1 2 3 4; do
+  for _ in 1 2 3 4; do  # at most 3 extensions
     for family in adamw muon dion2; do
       for lr in ${lrs[$family]}; do
         queue "${family}_lr$lr" $common train.steps=$lr_steps ${family_settings[$family]} optim.lr=$lr
@@ -130,6 +128,8 @@ if [ "$phase" = lr ] || [ "$phase" = all ]; then
     done < "$out/lr/chosen_lr"
     [ $extended -eq 1 ] || break
   done
+  sweep_runs=()  # every lr tried, extensions of earlier starts included
+  for dir in "$out"/lr/*_lr*/; do sweep_runs+=("$(basename "$dir")"); done
   sweep_end "lr sweep: $lr_steps steps, seed 1337"
   echo "paper_claims: chosen lr (optimizer, lr, final val loss, where in its grid; $out/lr/lr_choice.png):"
   cat "$out/lr/chosen_lr"
