@@ -182,16 +182,18 @@ def main():
     lines += ["", f"Steps per run: {', '.join(map(str, steps))}."]
     probes = read_probes(args.study, runs)
     if probes:
-        lines += ["", "Dion2's selection over a run (bench/dion2_decay_probe): at the last step, the share "
+        lines += ["", "Dion2's selection over a run (bench/dion2_decay_probe): the steps probed (fewer than the "
+                  "run's where the probe was interrupted and train_gpt finished the training), at the last "
+                  "probed step the share "
                   "of slices never selected, the steps since a slice's last selection (mean, max), M's RMS and the "
                   "largest slice norm over its matrix's median; over the run, the gaps between a slice's "
                   "selections (mean, largest) and the share of a gap's gradients that the full decay keeps "
                   "until the slice is selected (mean over the run).", "",
-                  "| probe run | final val loss | never selected | idle mean | idle max | gap mean | gap max | "
-                  "full decay keeps | M rms | max/median slice norm |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| probe run | final val loss | steps probed | never selected | idle mean | idle max | gap mean | gap max | "
+                  "full decay keeps | M rms | max/median slice norm |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, (rows, val) in probes.items():
             last = rows[-1]
-            lines.append(f"| {name} | {val:.4f} | {last['never_selected']:.3f} | {last['idle_mean']:.1f} | "
+            lines.append(f"| {name} | {val:.4f} | {last['step'] + 1:.0f} | {last['never_selected']:.3f} | {last['idle_mean']:.1f} | "
                          f"{last['idle_max']:.0f} | {statistics.fmean(r['gap_mean'] for r in rows):.2f} | "
                          f"{max(r['gap_max'] for r in rows):.0f} | "
                          f"{statistics.fmean(r['full_decay_keeps'] for r in rows):.3f} | "
@@ -207,14 +209,16 @@ def main():
 
 
 def read_probes(study, runs):
-    """{run: (rows of its selection_probe.csv as floats, its final val loss)} for the finished runs that have one."""
+    """{run: (rows of its selection_probe.csv as floats, its final val loss)} for the finished runs that have one;
+    a row cut short by an interruption is left out."""
     probes = {}
     for name, by_seed in sorted(runs.items()):
         for seed, columns in sorted(by_seed.items()):
             path = os.path.join(study, f"{name}_seed{seed}", "selection_probe.csv")
             if os.path.isfile(path):
                 with open(path, newline="") as f:
-                    rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+                    rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)
+                            if None not in row.values() and "" not in row.values()]
                 if rows:
                     probes[f"{name}_seed{seed}"] = (rows, columns["val_loss"][-1])
     return probes

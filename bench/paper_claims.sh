@@ -142,31 +142,49 @@ chosen_lr() {
   echo "$lr"
 }
 
-# The study's runs of one seed: queue NAME SETTINGS... for each.
-queue_seed() {
-  local seed=$1 s="$common train.steps=$STUDY_STEPS run.seed=$1"
-  queue "adamw_seed$seed" $s optim.matrix=adamw optim.lr=$adamw_lr optim.weight_decay=0.1
-  queue "muon_seed$seed" $s optim.matrix=muon optim.lr=$muon_lr
-  for alpha in 0.5 0.25 0.125; do
-    queue "dion2_l1_alpha${alpha}_seed$seed" $s optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=$alpha
-  done
-  for alpha in 0.25 0.125; do
-    queue "dion2_random_alpha${alpha}_seed$seed" $s optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=$alpha \
-      optim.select=random
-    queue "dion2_l1_alpha${alpha}_full_decay_seed$seed" $s optim.matrix=dion2 optim.lr=$dion2_lr \
-      optim.alpha=$alpha optim.decay=full
+# The study's runs over the given seeds (queue NAME SETTINGS... for each), one
+# optimizer after another across the seeds, the decay rules first (the claim the
+# study is for): a study stopped part way has whole optimizers to compare.
+queue_study() {
+  local seed variant s words
+  local variants=(
+    "dion2_l1_alpha0.25 optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.25"
+    "dion2_l1_alpha0.25_full_decay optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.25 optim.decay=full"
+    "dion2_l1_alpha0.125 optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.125"
+    "dion2_l1_alpha0.125_full_decay optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.125 optim.decay=full"
+    "adamw optim.matrix=adamw optim.lr=$adamw_lr optim.weight_decay=0.1"
+    "muon optim.matrix=muon optim.lr=$muon_lr"
+    "dion2_l1_alpha0.5 optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.5"
+    "dion2_random_alpha0.25 optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.25 optim.select=random"
+    "dion2_random_alpha0.125 optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.125 optim.select=random"
+  )
+  # shellcheck disable=SC2206,SC2086  # a variant is its name and key=value words
+  for variant in "${variants[@]}"; do
+    for seed in "$@"; do
+      s="$common train.steps=$STUDY_STEPS run.seed=$seed"
+      words=($variant)
+      queue "${words[0]}_seed$seed" $s "${words[@]:1}"
+    done
   done
 }
 
 # run_probe NAME SETTINGS...: the study's run NAME made by bench/dion2_decay_probe
 # (the same training, so the study skips it), its statistics in the run's
-# selection_probe.csv (there once the run has finished: a probe run is never
-# resumed, so an unfinished one starts over).
+# selection_probe.csv. The probe does not resume: an interrupted probe run keeps
+# the rows it wrote (the statistics then stop at that step) and train_gpt
+# finishes its training from the newest checkpoint; without a checkpoint it
+# starts over.
 run_probe() {
   local run=$1 dir=$out/study/$1
   shift
+  if [ ! -f "$dir/selection_probe.csv" ] && [ -f "$dir/selection_probe.csv.tmp" ] &&
+    compgen -G "$dir/checkpoints/step_*" > /dev/null; then
+    mv "$dir/selection_probe.csv.tmp" "$dir/selection_probe.csv"
+    echo "probe: $run was interrupted; its statistics stop at step $(tail -n 1 "$dir/selection_probe.csv" |
+      cut -d, -f1), train_gpt finishes its training"
+  fi
   if [ -f "$dir/selection_probe.csv" ]; then
-    echo "probe: $run is complete, skipped"
+    run_variant "$run" "$@"  # skips a finished run, resumes an interrupted one
     return
   fi
   rm -rf "$dir"
@@ -187,9 +205,8 @@ fi
 if [ "$phase" = probe ] || [ "$phase" = all ]; then
   [ -x "$sweep_root/build/dion2_decay_probe" ] ||
     { echo "paper_claims: build/dion2_decay_probe is missing: build the project (scripts/setup.sh)" >&2; exit 2; }
-  mkdir -p "$out/study"
-  sweep_out=$out/study
-  queue_seed 1337
+  sweep_begin probe "$base" "$out/study"
+  queue_study 1337
   all_names=("${names[@]}") all_settings=("${settings[@]}")
   names=() settings=()
   for i in "${!all_names[@]}"; do
@@ -210,7 +227,7 @@ fi
 
 if [ "$phase" = study ] || [ "$phase" = all ]; then
   sweep_begin study "$base" "$out/study"
-  for seed in "${SEEDS[@]}"; do queue_seed "$seed"; done
+  queue_study "${SEEDS[@]}"
   run_all run_variant
 fi
 

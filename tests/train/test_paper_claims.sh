@@ -28,12 +28,18 @@ make_run dion2_l1_alpha0.25_full_decay_seed1 5.91; make_run dion2_l1_alpha0.25_f
 { echo "step,never_selected,idle_mean,idle_max,gap_mean,gap_p90,gap_max,full_decay_keeps,momentum_rms,slice_norm_max_median"
   echo "9,0.5,4.0,10,2.0,3,10,0.9,0.01,3.0"
   echo "19,0.25,6.5,20,3.0,5,12,0.8,0.02,4.0"; } > "$dir/dion2_l1_alpha0.25_seed2/selection_probe.csv"
+# An interrupted probe: its rows stop at step 9, the last one cut short.
+{ echo "step,never_selected,idle_mean,idle_max,gap_mean,gap_p90,gap_max,full_decay_keeps,momentum_rms,slice_norm_max_median"
+  echo "9,0.125,2.0,9,1.5,2,9,0.95,0.03,2.0"
+  echo "14,0.1,3.0"; } > "$dir/muon_seed1/selection_probe.csv"
 /usr/bin/python3 "$root/bench/paper_claims.py" "$dir" -o "$dir/claims" > "$dir/log" 2>&1 ||
   fail "paper_claims.py failed: $(cat "$dir/log")"
 [ -s "$dir/claims.png" ] && [ -s "$dir/claims_probe.png" ] || fail "no figures"
 # The last row's values, the mean gap and kept share over the rows, the largest gap.
-grep -q "^| dion2_l1_alpha0.25_seed2 | 5.9700 | 0.250 | 6.5 | 20 | 2.50 | 12 | 0.850 | 0.0200 | 4.0 |$" "$dir/claims.md" ||
-  fail "probe row: $(grep "seed2 |" "$dir/claims.md")"
+grep -q "^| dion2_l1_alpha0.25_seed2 | 5.9700 | 20 | 0.250 | 6.5 | 20 | 2.50 | 12 | 0.850 | 0.0200 | 4.0 |$" \
+  "$dir/claims.md" || fail "probe row: $(grep "seed2 |" "$dir/claims.md")"
+grep -q "^| muon_seed1 | 5.8000 | 10 | 0.125 | 2.0 | 9 | 1.50 | 9 | 0.950 | 0.0300 | 2.0 |$" "$dir/claims.md" ||
+  fail "interrupted probe row: $(grep "muon_seed1 |" "$dir/claims.md")"
 /usr/bin/python3 - "$dir/claims.md" <<'EOF' || exit 1
 import math, statistics, sys
 md = open(sys.argv[1]).read()
