@@ -9,6 +9,9 @@
 # step), one OpenMP thread a run, --jobs runs at once (default 2).
 #
 #   bash bench/paper_claims.sh [OUT_DIR] [--phase pilot|lr|probe|study|table|all] [--jobs N]
+#                              [--only GLOB]
+# --only GLOB runs only the phase's runs whose name matches GLOB (e.g.
+# 'dion2_random_alpha0.125_seed*'): a subset remade or finished on its own.
 #
 # Phases (all: lr, probe, study, table; the pilot is run on its own):
 #   pilot  Dion2 l1 alpha 0.125, selective against full decay, seed 1337,
@@ -37,10 +40,12 @@ set -euo pipefail
 out=out/paper_claims
 phase=all
 jobs=2
+only='*'
 while [ $# -gt 0 ]; do
   case $1 in
     --phase) phase=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
     -*) echo "paper_claims: unknown option '$1'" >&2; exit 2 ;;
     *) out=$1; shift ;;
   esac
@@ -64,10 +69,14 @@ declare -A family_settings=([adamw]="optim.matrix=adamw optim.weight_decay=0.1" 
 
 # run_all FUNCTION: FUNCTION NAME SETTINGS... for each run queued in
 # names/settings (settings[i]: the overrides of names[i], space-separated),
-# `jobs` at a time.
+# `jobs` at a time. queue skips a run whose name --only does not match.
 names=()
 settings=()
-queue() { names+=("$1"); shift; settings+=("$*"); }
+queue() {
+  # shellcheck disable=SC2053  # $only is a glob
+  [[ $1 == $only ]] || return 0
+  names+=("$1"); shift; settings+=("$*")
+}
 run_all() {
   local queue_file=$sweep_out/.queue
   echo 0 > "$queue_file"
