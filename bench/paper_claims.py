@@ -35,11 +35,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from plot_loss import read_csv  # noqa: E402
 
 # The optimizers of bench/paper_claims.sh, in the order of the table (the last
-# three: the probe's runs beyond the study).
+# two: the probe's runs beyond the study).
 ORDER = ["adamw", "muon", "dion2_l1_alpha0.5", "dion2_l1_alpha0.25", "dion2_l1_alpha0.125",
          "dion2_random_alpha0.25", "dion2_random_alpha0.125", "dion2_l1_alpha0.25_full_decay",
-         "dion2_l1_alpha0.125_full_decay", "dion2_l1_alpha0.0625", "dion2_l1_alpha0.0625_full_decay",
-         "dion2_random_alpha0.125_full_decay"]
+         "dion2_l1_alpha0.125_full_decay", "dion2_random_alpha0.125_full_decay", "dion2_l1_alpha0.0625",
+         "dion2_l1_alpha0.0625_full_decay"]
 # (claim, a, b): the claim rests on the sign and size of a - b.
 COMPARISONS = [
     ("1. Muon beats AdamW", "muon", "adamw"),
@@ -49,8 +49,8 @@ COMPARISONS = [
     ("3. l1 ~ random", "dion2_random_alpha0.125", "dion2_l1_alpha0.125"),
     ("4. selective decay essential", "dion2_l1_alpha0.25_full_decay", "dion2_l1_alpha0.25"),
     ("4. selective decay essential", "dion2_l1_alpha0.125_full_decay", "dion2_l1_alpha0.125"),
-    ("4. selective decay essential", "dion2_l1_alpha0.0625_full_decay", "dion2_l1_alpha0.0625"),
     ("4. selective decay essential", "dion2_random_alpha0.125_full_decay", "dion2_random_alpha0.125"),
+    ("4. selective decay essential", "dion2_l1_alpha0.0625_full_decay", "dion2_l1_alpha0.0625"),
 ]
 # Student's t, two-sided 95% (the 0.975 quantile), by degrees of freedom.
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}

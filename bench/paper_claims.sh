@@ -23,13 +23,16 @@
 #          of its grid extends the grid past it. Every Dion2 variant takes
 #          Dion2's lr, as in the paper (one lr over alpha, selection and decay).
 #   probe  why the decay rules differ or not (bench/dion2_decay_probe.cpp): how
-#          long slices go unselected and how large M grows, in five of the
-#          study's seed-1337 runs (l1 at alpha 0.25 and 0.125 under each rule,
-#          random selection at 0.125), made by the probe instead of train_gpt
-#          (the same training: the study then skips them); and three runs
-#          beyond the study: l1 at alpha 0.0625 under each rule, random
-#          selection at 0.125 with the full decay.
-#   study  9 optimizers x seeds 1337 1338 1339 at STUDY_STEPS.
+#          long slices go unselected and how large M grows, in six of the
+#          study's seed-1337 runs (l1 at alpha 0.25 and 0.125, random selection
+#          at 0.125, each under both rules), made by the probe instead of
+#          train_gpt (the same training: the study then skips them); and two
+#          runs beyond the study: l1 at alpha 0.0625 under each rule.
+#   study  10 optimizers x seeds 1337 1338 1339 at STUDY_STEPS: AdamW, Muon,
+#          Dion2 l1 at alpha 0.5, 0.25, 0.125, random selection at 0.25 and
+#          0.125, the full decay at 0.25 and 0.125 with l1 and at 0.125 with
+#          random selection (error feedback without l1's preference for large
+#          slices; added after the probe found the rules' largest gap there).
 #   table  OUT_DIR/paper_claims.{md,png} (bench/paper_claims.py): mean, standard
 #          deviation and per-seed final val loss, and the differences the
 #          claims rest on, against their seed spread.
@@ -166,6 +169,7 @@ queue_study() {
     "dion2_l1_alpha0.5 optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.5"
     "dion2_random_alpha0.25 optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.25 optim.select=random"
     "dion2_random_alpha0.125 optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.125 optim.select=random"
+    "dion2_random_alpha0.125_full_decay optim.matrix=dion2 optim.lr=$dion2_lr optim.alpha=0.125 optim.select=random optim.decay=full"
   )
   # shellcheck disable=SC2206,SC2086  # a variant is its name and key=value words
   for variant in "${variants[@]}"; do
@@ -225,12 +229,10 @@ if [ "$phase" = probe ] || [ "$phase" = all ]; then
     esac
   done
   # Beyond the study, on one seed: a smaller alpha (slices wait longer between
-  # selections) under each rule, and the full decay with random selection
-  # (error feedback without l1's preference for large slices).
+  # selections) under each rule.
   s="$common train.steps=$STUDY_STEPS run.seed=1337 optim.matrix=dion2 optim.lr=$dion2_lr"
   queue dion2_l1_alpha0.0625_seed1337 $s optim.alpha=0.0625
   queue dion2_l1_alpha0.0625_full_decay_seed1337 $s optim.alpha=0.0625 optim.decay=full
-  queue dion2_random_alpha0.125_full_decay_seed1337 $s optim.alpha=0.125 optim.select=random optim.decay=full
   run_all run_probe
 fi
 
