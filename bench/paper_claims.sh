@@ -72,12 +72,14 @@ declare -A family_settings=([adamw]="optim.matrix=adamw optim.weight_decay=0.1" 
 
 # run_all FUNCTION: FUNCTION NAME SETTINGS... for each run queued in
 # names/settings (settings[i]: the overrides of names[i], space-separated),
-# `jobs` at a time. queue skips a run whose name --only does not match.
+# `jobs` at a time. queue skips a run whose name matches neither --only nor
+# the phase's own choice of runs (phase_runs, a glob).
 names=()
 settings=()
+phase_runs='*'
 queue() {
-  # shellcheck disable=SC2053  # $only is a glob
-  [[ $1 == $only ]] || return 0
+  # shellcheck disable=SC2053  # globs
+  [[ $1 == $only && $1 == $phase_runs ]] || return 0
   names+=("$1"); shift; settings+=("$*")
 }
 run_all() {
@@ -219,15 +221,9 @@ if [ "$phase" = probe ] || [ "$phase" = all ]; then
   [ -x "$sweep_root/build/dion2_decay_probe" ] ||
     { echo "paper_claims: build/dion2_decay_probe is missing: build the project (scripts/setup.sh)" >&2; exit 2; }
   sweep_begin probe "$base" "$out/study"
+  phase_runs='@(dion2_l1_alpha0.25|dion2_l1_alpha0.125|dion2_random_alpha0.125)?(_full_decay)_seed*'
   queue_study 1337
-  all_names=("${names[@]}") all_settings=("${settings[@]}")
-  names=() settings=()
-  for i in "${!all_names[@]}"; do
-    case ${all_names[i]} in
-      dion2_l1_alpha0.25_seed* | dion2_l1_alpha0.125_seed* | dion2_*full_decay* | dion2_random_alpha0.125*)
-        names+=("${all_names[i]}") settings+=("${all_settings[i]}") ;;
-    esac
-  done
+  phase_runs='*'
   # Beyond the study, on one seed: a smaller alpha (slices wait longer between
   # selections) under each rule.
   s="$common train.steps=$STUDY_STEPS run.seed=1337 optim.matrix=dion2 optim.lr=$dion2_lr"
